@@ -1,0 +1,31 @@
+"""The one place that picks where experiments run: CUDA, then Apple's MPS, then the CPU."""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import torch
+
+__all__ = ["pick_device", "device_name"]
+
+
+@lru_cache(maxsize=None)
+def pick_device() -> torch.device:
+    """Return the best available device; ``GRADLAB_DEVICE=cpu`` (or ``cuda``, ``mps``) overrides."""
+    forced = os.environ.get("GRADLAB_DEVICE", "").strip().lower()
+    if forced:
+        return torch.device(forced)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_name(device: torch.device | None = None) -> str:
+    """A human-readable name of the device, for the setup cell's printout."""
+    device = device or pick_device()
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type

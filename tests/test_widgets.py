@@ -1,0 +1,63 @@
+"""Every registered experiment of the book: built, fired, pushed to every extreme, rendered kernel-free."""
+import itertools
+
+import pytest
+
+from gradlab.kernelfree import grid_points
+from gradlab.widgets import all_experiments
+
+FACTORIES = all_experiments()
+
+
+def test_the_book_has_experiments():
+    assert len(FACTORIES) >= 1
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_widget_builds_and_its_callback_fires(name):
+    exp = FACTORIES[name]()
+    view = exp.widget()
+    if exp.trains:
+        view.button.click()
+    else:
+        first = exp.controls[0]
+        view.controls[first.name].value = first.extremes()[-1]
+    assert view.last is not None and view.last.ok, view.last and view.last.message
+    assert view.last.figure is not None
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_every_control_at_its_extremes_gives_no_exception(name):
+    exp = FACTORIES[name]()
+    for control in exp.controls:
+        for value in control.extremes():
+            out = exp.run({control.name: value})
+            assert out.ok, f"{name}: {control.name}={value!r}: {out.message}"
+            assert out.figure is not None
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_all_controls_at_their_extremes_together(name):
+    exp = FACTORIES[name]()
+    numeric = [c for c in exp.controls if c.kind != "choice"]
+    for combo in itertools.product(*(c.extremes() for c in numeric)):
+        if len(numeric) > 4:  # corners only, to keep the suite fast
+            break
+        out = exp.run(dict(zip((c.name for c in numeric), combo)))
+        assert out.ok, f"{name}: {combo}: {out.message}"
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_kernel_free_html_contains_every_frame(name):
+    exp = FACTORIES[name]()
+    points = grid_points(exp)
+    assert len(points) >= 2, "the website figure must have a control that changes something"
+    html = exp.static_html()
+    assert html.count("data:image/png;base64,") == 1  # the first frame shown directly
+    import json
+    import re
+
+    payload = json.loads(re.search(r'class="gl-data">(.*?)</script>', html).group(1))
+    assert len(payload["frames"]) == len(points)
+    assert all(len(f) > 100 for f in payload["frames"])
+    assert len(html) < 4_000_000, "one figure must stay well under the 10 MB page budget"
