@@ -53,7 +53,7 @@ def test_kernel_free_html_contains_every_frame(name):
     points = grid_points(exp)
     assert len(points) >= 2, "the website figure must have a control that changes something"
     html = exp.static_html()
-    assert html.count("data:image/png;base64,") == 1  # the first frame shown directly
+    assert html.count('src="data:image/png;base64,') == 1  # only the first frame is an <img>; the rest are data
     import json
     import re
 
