@@ -1,0 +1,62 @@
+"""Chapter 2: what autograd saves for backward, and gradient checkpointing's trade."""
+from dataclasses import replace
+
+import pytest
+import torch
+from torch.utils.checkpoint import checkpoint_sequential
+
+from gradlab.memory import MemoryConfig, build_mlp, measure_memory, sweep
+
+BASE = MemoryConfig(depth=8, width=16, batch=4)
+ONE = BASE.batch * BASE.width * 4  # bytes of one float32 activation matrix
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_without_checkpointing_one_activation_per_layer_plus_the_input_is_kept(activation):
+    # Linear saves its input, tanh/ReLU save their output; the output is the next Linear's input
+    # (one storage, counted once), so depth + 1 matrices of batch × width floats in all.
+    run = measure_memory(replace(BASE, activation=activation))
+    assert run.activation_bytes == (BASE.depth + 1) * ONE
+    assert run.layer_calls_forward == run.layer_calls_total == BASE.depth
+
+
+def test_saved_memory_grows_linearly_with_depth_and_batch():
+    by_depth = [r.activation_bytes for r in sweep(BASE, "depth", [2, 4, 8])]
+    assert by_depth == [3 * ONE, 5 * ONE, 9 * ONE]
+    by_batch = [r.activation_bytes for r in sweep(BASE, "batch", [4, 8, 16])]
+    assert by_batch == [9 * ONE, 18 * ONE, 36 * ONE]
+
+
+@pytest.mark.parametrize("segments", [2, 4])
+def test_checkpointing_saves_memory_and_costs_recomputation(segments):
+    off = measure_memory(BASE)
+    on = measure_memory(replace(BASE, segments=segments))
+    per = BASE.depth // segments
+    # kept: the input of each checkpointed segment, plus the last (uncheckpointed) segment in full
+    assert on.activation_bytes == ((segments - 1) + per + 1) * ONE < off.activation_bytes
+    # every checkpointed segment runs its layers twice; the last one runs once
+    assert on.layer_calls_total == BASE.depth + (segments - 1) * per > off.layer_calls_total
+
+
+def test_one_segment_is_no_checkpointing():
+    # checkpoint_sequential never checkpoints its last segment; with one segment that is everything
+    assert measure_memory(replace(BASE, segments=1)).activation_bytes == measure_memory(BASE).activation_bytes
+
+
+def test_checkpointing_changes_no_gradient():
+    net = build_mlp(BASE)
+    x = torch.randn(BASE.batch, BASE.width)
+    net(x).square().mean().backward()
+    plain = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    checkpoint_sequential(net, 4, x, use_reentrant=False).square().mean().backward()
+    assert all(torch.allclose(a, p.grad, atol=1e-7) for a, p in zip(plain, net.parameters()))
+
+
+def test_measurements_are_deterministic_and_bad_configs_are_explained():
+    a, b = measure_memory(replace(BASE, segments=2)), measure_memory(replace(BASE, segments=2))
+    assert (a.activation_bytes, a.per_layer_bytes, a.layer_calls_total) == (
+        b.activation_bytes, b.per_layer_bytes, b.layer_calls_total)
+    assert sum(a.per_layer_bytes) == a.activation_bytes
+    with pytest.raises(ValueError, match="segments"):
+        measure_memory(replace(BASE, segments=9))
