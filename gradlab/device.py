@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import torch
 
-__all__ = ["pick_device", "device_name"]
+__all__ = ["pick_device", "device_name", "real_dtype"]
 
 
 @lru_cache(maxsize=None)
@@ -29,3 +29,8 @@ def device_name(device: torch.device | None = None) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return device.type
+
+
+def real_dtype(device: torch.device | str) -> torch.dtype:
+    """float64 for exact comparisons, except on Apple's MPS, which has no float64."""
+    return torch.float32 if torch.device(device).type == "mps" else torch.float64

@@ -3,7 +3,6 @@ import math
 import re
 from types import SimpleNamespace
 
-import pytest
 
 from gradlab.interact import Experiment, choice, int_slider, log_slider
 from gradlab.kernelfree import grid_points
