@@ -3,3 +3,62 @@ import os
 
 os.environ.setdefault("GRADLAB_FAST", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+# --- The website, built once per test session (tests/test_book.py and tests/test_site.py) ---
+import fcntl
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class BuiltBook:
+    """A finished ``jupyter-book build``: its exit status, log, HTML folder and duration."""
+
+    returncode: int
+    log: str
+    html: Path
+    seconds: float
+
+
+def build_book(source: Path, out: Path, *, strict: bool = True, fast: bool = True, timeout: float = 1200) -> BuiltBook:
+    """Run ``jupyter-book build`` on ``source`` into ``out`` (warnings are errors when ``strict``)."""
+    env = {**os.environ}
+    env.pop("MPLBACKEND", None)  # the notebooks' kernels need their inline backend to draw figures
+    env.pop("GRADLAB_STATIC", None)  # the book's own extension sets it
+    if fast:
+        env["GRADLAB_FAST"] = "1"
+    else:
+        env.pop("GRADLAB_FAST", None)
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(source), "--path-output", str(out)]
+    if strict:
+        cmd += ["-W", "-n", "--keep-going"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    return BuiltBook(proc.returncode, proc.stdout + proc.stderr, out / "_build" / "html", time.perf_counter() - t0)
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory) -> BuiltBook:
+    """The book built in fast mode with warnings as errors, once even across xdist workers."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the folder all workers of this session share
+    record = shared / "built_book.json"
+    with open(shared / "built_book.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if record.exists():
+            data = json.loads(record.read_text())
+            return BuiltBook(data["returncode"], data["log"], Path(data["html"]), data["seconds"])
+        book = build_book(REPO, shared / "book")
+        record.write_text(json.dumps({"returncode": book.returncode, "log": book.log,
+                                      "html": str(book.html), "seconds": book.seconds}))
+        return book
