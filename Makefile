@@ -26,7 +26,7 @@ $(IPYW7)/.installed: tests/ipywidgets7.txt $(STAMP)
 
 ## book: build the website in full mode (every notebook executed, every figure precomputed)
 book: $(STAMP)
-	env -u GRADLAB_FAST -u MPLBACKEND $(VENV)/bin/jupyter-book build .
+	env -u GRADLAB_FAST -u MPLBACKEND $(VENV)/bin/jupyter-book build --all .
 	@echo ""
 	@echo "The book is built. Open this file in a browser:"
 	@echo "    $(CURDIR)/_build/html/index.html"

@@ -170,7 +170,7 @@ class Experiment:
         """The live ipywidgets view."""
         return LiveView(self)
 
-    def static_html(self, dpi: int = 72) -> str:
+    def static_html(self, dpi: int = 90) -> str:
         """The kernel-free figure: every grid combination computed now, swapped by the page's controls."""
         from .kernelfree import render
 

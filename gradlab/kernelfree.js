@@ -17,6 +17,7 @@
     });
     img.src = "data:image/png;base64," + data.frames[index];
     status.textContent = data.messages[index];
+    status.style.color = data.alerts[index] ? "#D55E00" : "";  // orange only for a diverged or failed run
     root.dataset.glFrame = String(index);
   }
   controls.forEach(function (el) {

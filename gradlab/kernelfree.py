@@ -43,12 +43,12 @@ def _nearest(grid: tuple, value) -> int:
         return grid.index(value) if value in grid else 0
 
 
-def render(experiment: "Experiment", dpi: int = 72) -> str:
+def render(experiment: "Experiment", dpi: int = 90) -> str:
     """The HTML of the kernel-free figure, all frames inlined as palette PNGs."""
     from .interact import figure_png
 
     swept = [c for c in experiment.controls if c.grid]
-    frames, messages = [], []
+    frames, messages, alerts = [], [], []
     for values in grid_points(experiment):
         outcome = experiment.run(values)
         fig = outcome.figure
@@ -57,9 +57,10 @@ def render(experiment: "Experiment", dpi: int = 72) -> str:
             fig.text(0.5, 0.5, outcome.message, ha="center", va="center", wrap=True)
         frames.append(base64.b64encode(figure_png(fig, dpi=dpi, colors=128)).decode("ascii"))
         messages.append(outcome.message)
+        alerts.append(not outcome.ok or getattr(outcome.result, "diverged_at", None) is not None)
     starts = [_nearest(c.grid, c.default) for c in swept]
     data = {"shape": [len(c.grid) for c in swept], "labels": [[c.describe(v) for v in c.grid] for c in swept],
-            "frames": frames, "messages": messages}
+            "frames": frames, "messages": messages, "alerts": alerts}
     payload = json.dumps(data).replace("<", "\\u003c")
     held = [c for c in experiment.controls if not c.grid]
     note = ("Precomputed when the book was built: " + f"{len(frames)} settings. "
@@ -75,7 +76,8 @@ def render(experiment: "Experiment", dpi: int = 72) -> str:
         f'<div class="gradlab-kf" data-gl-frames="{len(frames)}">'
         f'<div class="gl-title"><b>{html.escape(experiment.title)}</b></div>'
         f'<div class="gl-controls" style="display:flex;flex-wrap:wrap;gap:0.4em 1.5em;margin:0.4em 0">{controls}</div>'
-        f'<div class="gl-status" style="color:#D55E00;min-height:1.3em">{html.escape(messages[first])}</div>'
+        f'<div class="gl-status" style="min-height:1.3em{";color:#D55E00" if alerts[first] else ""}">'
+        f'{html.escape(messages[first])}</div>'
         f'<img class="gl-frame" alt="{html.escape(experiment.title)}" style="max-width:100%" '
         f'src="data:image/png;base64,{frames[first]}">'
         f'<div class="gl-note" style="font-size:0.85em;opacity:0.8">{note}</div>'

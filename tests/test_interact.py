@@ -65,6 +65,7 @@ def test_static_html_holds_every_grid_frame_in_order():
     assert payload["shape"] == [3, 2] and len(payload["frames"]) == 6
     # lr=3, L=2 (last frame) diverges; lr=0.01, L=1 (first frame) does not
     assert "diverged at step" in payload["messages"][-1] and payload["messages"][0] == ""
+    assert payload["alerts"][-1] is True and payload["alerts"][0] is False
     assert len(set(payload["frames"])) == 6  # six different pictures
     assert 'data-gl-axis="0"' in html and 'data-gl-axis="1"' in html
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import re
 import threading
 from pathlib import Path
 
@@ -159,6 +160,22 @@ def test_kernel_free_figures_follow_their_controls(visit, chapter):
                     break
             assert changed, f"{chapter}: figure {i}: moving control {j} never changed the picture"
             v.page.evaluate(_MOVE, [control.element_handle(), start])
+    assert not v.errors, v.errors
+
+
+def test_website_explorer_reports_divergence_and_recovers(visit):
+    """Chapter 1's explorer pushed to its largest learning rate says "diverged at step k" on the
+    static site too, in the warning colour, and a small learning rate clears the warning."""
+    v = visit("notebooks/01_gradient_descent.html")
+    figure = v.page.locator("div.gradlab-kf").filter(has_text="Gradient descent on a loss surface").first
+    lr = figure.locator("input[type=range]").first
+    status = figure.locator(".gl-status")
+    v.page.evaluate(_MOVE, [lr.element_handle(), int(lr.evaluate("el => el.max"))])
+    assert re.search(r"diverged at step \d+", status.inner_text()), status.inner_text()
+    assert status.evaluate("el => el.style.color") != ""
+    v.page.evaluate(_MOVE, [lr.element_handle(), 0])
+    assert "diverged" not in status.inner_text()
+    assert status.evaluate("el => el.style.color") == ""
     assert not v.errors, v.errors
 
 
