@@ -154,6 +154,15 @@ def bench_notebooks(modes: list[str], timeout: int) -> list[dict]:
     return rows
 
 
+def bench_backward_cost(device, repeats: int) -> list[dict]:
+    """Chapter 2's table: counted FLOPs of one forward and one backward pass, and their median wall times."""
+    from dataclasses import asdict
+
+    from gradlab.autodiff import backward_cost_table
+
+    return [asdict(row) for row in backward_cost_table(scale=4, repeats=repeats, device=device)]
+
+
 def _ms(seconds: float | None) -> str:
     return "—" if seconds is None else f"{seconds * 1e3:.3g} ms"
 
@@ -175,6 +184,13 @@ def markdown(report: dict) -> str:
             target, kind, first = f"redraw < {REDRAW_TARGET_S * 1e3:g} ms", "live redraw", "—"
         lines.append(f"| {r['name']} | {kind} | {r['runs']} | {_ms(r['compute_median_s'])} | {first} | "
                      f"{_ms(r['plot_median_s'])} | {target} | {verdict(r['ok'])} |")
+    if report.get("backward_cost"):
+        lines += ["", "| backward vs forward (Chapter 2) | forward FLOPs | backward FLOPs | ratio, counted | "
+                  "forward (median) | backward (median) | ratio, wall time |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in report["backward_cost"]:
+            wall = r["backward_s"] / r["forward_s"] if r["forward_s"] > 0 else float("nan")
+            lines.append(f"| {r['name']} | {r['forward']:,} | {r['backward']:,} | {r['backward'] / r['forward']:.2f} | "
+                         f"{_ms(r['forward_s'])} | {_ms(r['backward_s'])} | {wall:.2f} |")
     if report.get("notebooks"):
         modes = report["notebook_modes"]
         lines += ["", "| notebook | " + " | ".join(f"{m} mode" for m in modes) + " |",
@@ -221,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         gradlab.seed_everything(0)
         gradlab.use_book_style()
         report["experiments"] = bench_experiments(device, args.repeats, args.train_repeats)
+        report["backward_cost"] = bench_backward_cost(device, args.repeats)
     if not args.quick:
         report["notebook_modes"] = modes
         report["notebooks"] = bench_notebooks(modes, args.timeout)

@@ -171,28 +171,26 @@ def plot_memory_totals(off, on, ax: Axes | None = None) -> Axes:
     return ax
 
 
-def plot_accumulation(runs: Sequence, ax: Axes | None = None) -> Axes:
-    """Training loss per step, with and without ``zero_grad()``."""
+def _plot_zero_grad_runs(runs: Sequence, field: str, ylabel: str, log: bool, ax: Axes | None) -> Axes:
     ax = _ax(ax)
+    draw = ax.semilogy if log else ax.plot
     for i, r in enumerate(runs):
-        ax.semilogy(r.losses, label="zero_grad() every step" if r.zero_grad else "zero_grad() forgotten",
-                    **{**series_style(i), "marker": None})
+        draw(getattr(r, field), label="zero_grad() every step" if r.zero_grad else "zero_grad() forgotten",
+             **{**series_style(i), "marker": None})
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss (MSE)")
+    ax.set_ylabel(ylabel)
     ax.legend()
     return ax
+
+
+def plot_accumulation(runs: Sequence, ax: Axes | None = None) -> Axes:
+    """Training loss per step, with and without ``zero_grad()``."""
+    return _plot_zero_grad_runs(runs, "losses", "training loss (MSE)", True, ax)
 
 
 def plot_grad_norms(runs: Sequence, ax: Axes | None = None) -> Axes:
     """The norm of ``.grad`` the optimizer sees at each step."""
-    ax = _ax(ax)
-    for i, r in enumerate(runs):
-        ax.plot(r.grad_norms, label="zero_grad() every step" if r.zero_grad else "zero_grad() forgotten",
-                **{**series_style(i), "marker": None})
-    ax.set_xlabel("step")
-    ax.set_ylabel("‖.grad‖ used by the step")
-    ax.legend()
-    return ax
+    return _plot_zero_grad_runs(runs, "grad_norms", "‖.grad‖ used by the step", False, ax)
 
 
 def _chain_label(chain) -> str:
