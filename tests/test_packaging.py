@@ -1,0 +1,46 @@
+"""What Colab installs: a wheel of gradlab with every module and asset, and loose requirements
+that Colab's own torch, matplotlib and ipywidgets 7.x already satisfy."""
+import subprocess
+import sys
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> zipfile.ZipFile:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
+                    str(ROOT)], check=True, capture_output=True)
+    (path,) = out.glob("gradlab-*.whl")
+    return zipfile.ZipFile(path)
+
+
+def test_wheel_holds_every_module_and_the_kernel_free_script(wheel):
+    names = set(wheel.namelist())
+    sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "gradlab").rglob("*") if p.suffix in {".py", ".js"}}
+    assert sources and sources <= names, sorted(sources - names)
+
+
+def test_requirements_are_loose_enough_for_colab(wheel):
+    meta = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+    reqs = [Requirement(r) for r in Parser().parsestr(wheel.read(meta).decode()).get_all("Requires-Dist")]
+    by_name = {r.name.lower(): r for r in reqs}
+    assert {"torch", "matplotlib", "ipywidgets", "numpy", "scikit-learn"} <= set(by_name)
+    for r in reqs:
+        assert not any(s.operator in {"==", "<", "<=", "~=", "==="} for s in r.specifier), f"{r} pins or caps"
+    # Colab ships ipywidgets 7.7.1 (tested in test_ipywidgets7.py); older torch releases are fine too
+    assert by_name["ipywidgets"].specifier.contains(Version("7.7.1"))
+    assert by_name["torch"].specifier.contains(Version("2.1.0"))
+
+
+def test_the_pinned_build_environment_never_asks_for_a_cuda_torch():
+    lines = [ln.split("#")[0].strip() for ln in (ROOT / "requirements.txt").read_text().splitlines()]
+    torch_lines = [ln for ln in lines if ln.lower().startswith("torch")]
+    assert torch_lines == ["torch==2.13.0"]  # the CPU build a fresh machine already has
