@@ -1,1 +1,0 @@
-"""Plot functions of the book: ``plot_x(result, ax=None) -> Axes``, one module per topic."""
