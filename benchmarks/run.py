@@ -54,18 +54,13 @@ def environment(**values: str):
                 os.environ[k] = v
 
 
-def _sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_compute(exp, device, repeats: int) -> dict:
     """Median compute time (and, for a training widget, time to the first progress callback)."""
+    from gradlab.device import sync
+
     values = exp.defaults()
     exp.compute(values, lambda f: None)  # warm-up: imports, caches, kernels
-    _sync(device)
+    sync(device)
     totals, firsts = [], []
     for _ in range(repeats):
         first: list[float] = []
@@ -76,7 +71,7 @@ def time_compute(exp, device, repeats: int) -> dict:
                 first.append(time.perf_counter() - t0)
 
         result = exp.compute(values, progress)
-        _sync(device)
+        sync(device)
         totals.append(time.perf_counter() - t0)
         firsts.append(first[0] if first else None)
     out = {"runs": repeats, "median_s": statistics.median(totals), "min_s": min(totals), "result": result}

@@ -18,6 +18,7 @@ from torch.func import functional_call, jacfwd, jacrev
 from torch.utils.flop_counter import FlopCounterMode
 
 from .seeding import generator
+from .device import sync
 
 __all__ = ["seeded_mlp", "ModesConfig", "MapConfig", "ModesResult", "mlp_of_flat_params", "time_modes",
            "time_modes_io", "median_seconds",
@@ -25,20 +26,15 @@ __all__ = ["seeded_mlp", "ModesConfig", "MapConfig", "ModesResult", "mlp_of_flat
            "DepthConfig", "JacobianChain", "jacobian_chain"]
 
 
-def _sync(device: torch.device | str) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
 def median_seconds(fn: Callable[[], object], repeats: int = 5, device: torch.device | str = "cpu") -> float:
     """Median wall time of ``fn()`` over ``repeats`` runs after one warm-up run."""
     fn()
     times = []
     for _ in range(repeats):
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         fn()
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 

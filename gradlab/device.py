@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import torch
 
-__all__ = ["pick_device", "device_name", "real_dtype"]
+__all__ = ["pick_device", "device_name", "real_dtype", "sync"]
 
 
 @lru_cache(maxsize=None)
@@ -34,3 +34,9 @@ def device_name(device: torch.device | None = None) -> str:
 def real_dtype(device: torch.device | str) -> torch.dtype:
     """float64 for exact comparisons, except on Apple's MPS, which has no float64."""
     return torch.float32 if torch.device(device).type == "mps" else torch.float64
+
+
+def sync(device: torch.device | str) -> None:
+    """Wait for queued GPU work, so a wall-clock timing covers the work and not just its launch."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)

@@ -17,6 +17,7 @@ from torch.utils.checkpoint import checkpoint_sequential
 
 from .autodiff import seeded_mlp
 from .seeding import generator
+from .device import sync
 
 __all__ = ["MemoryConfig", "MemoryRun", "build_mlp", "measure_memory", "sweep"]
 
@@ -88,8 +89,7 @@ def measure_memory(cfg: MemoryConfig, seed: int = 0, device: torch.device | str 
     finally:
         for h in handles:
             h.remove()
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
+    sync(device)
     seconds = time.perf_counter() - t0
     per_layer = [0] * cfg.depth
     acts = [(b, layer) for ptr, (b, layer) in saved.items() if ptr not in params]

@@ -4,22 +4,18 @@ from __future__ import annotations
 import textwrap
 from typing import Sequence
 
-import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from ..graph import OPS, GraphStep
 from ..style import PALETTE, series_style
+from . import axes_or_new
 
 __all__ = ["plot_graph_step", "plot_modes", "plot_flop_ratios", "plot_memory_sweep", "plot_checkpointing",
            "plot_saved_by_layer", "plot_memory_totals", "plot_accumulation", "plot_grad_norms",
            "plot_jacobian_chain", "plot_layer_factors"]
 
 BLUE, RED, GREEN, GREY = PALETTE[0], PALETTE[1], PALETTE[2], "#999999"
-
-
-def _ax(ax: Axes | None) -> Axes:
-    return ax if ax is not None else plt.gca()
 
 
 _HALF = (0.42, 0.33)  # half width and height of a node's box, padding included
@@ -34,7 +30,7 @@ def _clip(a: tuple[float, float], b: tuple[float, float]) -> tuple[tuple[float, 
 
 def plot_graph_step(step: GraphStep, ax: Axes | None = None) -> Axes:
     """The expression graph after one step: values above nodes (blue), gradients below and on edges (red)."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     pos = {n.name: n.pos for n in step.nodes}
     for n in step.nodes:  # forward edges first, underneath everything
         for i in n.inputs:
@@ -74,7 +70,7 @@ def plot_graph_step(step: GraphStep, ax: Axes | None = None) -> Axes:
 
 def plot_modes(result, ax: Axes | None = None) -> Axes:
     """Seconds for the full Jacobian against the input size: forward mode versus reverse mode."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     ax.loglog(result.n_in, result.forward_s, label="forward mode (jacfwd): one JVP per input", **series_style(1))
     ax.loglog(result.n_in, result.reverse_s, label=f"reverse mode (jacrev): one VJP per output ({result.n_out})",
               **series_style(0))
@@ -90,7 +86,7 @@ def plot_modes(result, ax: Axes | None = None) -> Axes:
 
 def plot_flop_ratios(rows: Sequence, ax: Axes | None = None) -> Axes:
     """Backward over forward, by counted FLOPs and by wall time, for each case of the table."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     names = [r.name for r in rows][::-1]
     flops = [r.ratio for r in rows][::-1]
     times = [r.backward_s / r.forward_s if r.forward_s > 0 else float("nan") for r in rows][::-1]
@@ -108,7 +104,7 @@ def plot_flop_ratios(rows: Sequence, ax: Axes | None = None) -> Axes:
 
 def plot_memory_sweep(runs_by_label: dict, field: str, ax: Axes | None = None) -> Axes:
     """Saved activation memory (MB) against one config field, one line per label."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     for i, (label, runs) in enumerate(runs_by_label.items()):
         ax.plot([getattr(r.config, field) for r in runs], [r.activation_bytes / 1e6 for r in runs], label=label,
                 **series_style(i))
@@ -120,7 +116,7 @@ def plot_memory_sweep(runs_by_label: dict, field: str, ax: Axes | None = None) -
 
 def plot_checkpointing(runs: Sequence, ax: Axes | None = None) -> Axes:
     """Checkpoint segments against saved memory (left axis) and Linear-layer evaluations (right axis)."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     seg = [r.config.segments for r in runs]
     ax.plot(seg, [r.activation_bytes / 1e6 for r in runs], label="saved activations (MB)", **series_style(0))
     ax.set_xlabel("checkpoint segments (0 = no checkpointing)")
@@ -138,7 +134,7 @@ def plot_checkpointing(runs: Sequence, ax: Axes | None = None) -> Axes:
 
 def plot_saved_by_layer(off, on, ax: Axes | None = None) -> Axes:
     """Saved activation bytes attributed to each block, without and with checkpointing."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     blocks = range(len(off.per_layer_bytes))
     ax.bar([b - 0.2 for b in blocks], [v / 1e3 for v in off.per_layer_bytes], width=0.4, color=GREY,
            label="no checkpointing")
@@ -157,7 +153,7 @@ def _segments_label(run) -> str:
 
 def plot_memory_totals(off, on, ax: Axes | None = None) -> Axes:
     """Two bars each: saved memory (relative to no checkpointing) and Linear evaluations per step."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     mem = [1.0, on.activation_bytes / off.activation_bytes]
     calls = [1.0, on.layer_calls_total / off.layer_calls_total]
     ax.bar([0, 1], mem, width=0.35, color=[GREY, BLUE], hatch=["", "//"])
@@ -172,7 +168,7 @@ def plot_memory_totals(off, on, ax: Axes | None = None) -> Axes:
 
 
 def _plot_zero_grad_runs(runs: Sequence, field: str, ylabel: str, log: bool, ax: Axes | None) -> Axes:
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     draw = ax.semilogy if log else ax.plot
     for i, r in enumerate(runs):
         draw(getattr(r, field), label="zero_grad() every step" if r.zero_grad else "zero_grad() forgotten",
@@ -199,7 +195,7 @@ def _chain_label(chain) -> str:
 
 def plot_jacobian_chain(chains: Sequence, ax: Axes | None = None) -> Axes:
     """‖∂L/∂h_l‖ at every layer l (input at the left), one line per network."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     for i, c in enumerate(chains):
         ax.semilogy(range(len(c.grad_norms)), c.grad_norms, label=_chain_label(c),
                     **{**series_style(i), "markevery": max(1, len(c.grad_norms) // 10)})
@@ -211,7 +207,7 @@ def plot_jacobian_chain(chains: Sequence, ax: Axes | None = None) -> Axes:
 
 def plot_layer_factors(chains: Sequence, ax: Axes | None = None) -> Axes:
     """How much each layer stretches or shrinks the gradient on its way back: ‖∂L/∂h_(l-1)‖ / ‖∂L/∂h_l‖."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     for i, c in enumerate(chains):
         ax.semilogy(range(1, len(c.layer_factors) + 1), c.layer_factors, label=_chain_label(c),
                     **{**series_style(i), "markevery": max(1, len(c.layer_factors) // 10)})

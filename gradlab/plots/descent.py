@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.axes import Axes
@@ -13,6 +12,7 @@ from ..saddles import EscapeSweep, SaddleRun
 from ..landscapes import Surface
 from ..stochastic import GradientNoise, TrainingRun
 from ..style import PALETTE, series_style
+from . import axes_or_new
 
 __all__ = ["plot_surface", "plot_path", "plot_gaps", "plot_stability", "plot_gradient_noise", "plot_training",
            "plot_saddle_loss", "plot_manifold_distance", "plot_escape", "plot_convergence"]
@@ -20,13 +20,9 @@ __all__ = ["plot_surface", "plot_path", "plot_gaps", "plot_stability", "plot_gra
 TINY = 1e-16  # floor for log axes: a gap of exactly 0 would vanish from the plot
 
 
-def _ax(ax: Axes | None) -> Axes:
-    return ax if ax is not None else plt.figure().add_subplot()
-
-
 def plot_surface(surface: Surface, ax: Axes | None = None, box: Sequence[float] | None = None) -> Axes:
     """Contours of f − f* at geometrically spaced heights, minima marked with stars."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     x0, x1, y0, y1 = box or surface.box
     xs, ys = torch.meshgrid(torch.linspace(x0, x1, 160, dtype=torch.float64),
                             torch.linspace(y0, y1, 160, dtype=torch.float64), indexing="xy")
@@ -45,7 +41,7 @@ def plot_surface(surface: Surface, ax: Axes | None = None, box: Sequence[float] 
 def plot_path(path: DescentPath, ax: Axes | None = None, label: str | None = None, index: int = 0,
               contours: bool = True) -> Axes:
     """The iterates x_0, x_1, … as a line over the surface's contours; the frame grows to show a wandering path."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     pts = path.points.detach().cpu().numpy()
     x0, x1, y0, y1 = path.surface.box
     if len(pts):  # widen the frame to the path, at most 3× the surface's box
@@ -65,7 +61,7 @@ def plot_path(path: DescentPath, ax: Axes | None = None, label: str | None = Non
 
 def plot_gaps(path: DescentPath, ax: Axes | None = None, label: str | None = None, index: int = 0) -> Axes:
     """f(x_k) − f* against the step k, log scale: a straight line means a constant rate."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     gaps = path.gaps.detach().cpu().numpy().clip(TINY)
     style = series_style(index)
     ax.semilogy(np.arange(len(gaps)), gaps, color=style["color"], linestyle=style["linestyle"], label=label)
@@ -79,7 +75,7 @@ def plot_gaps(path: DescentPath, ax: Axes | None = None, label: str | None = Non
 
 def plot_stability(sweep: StabilitySweep, ax: Axes | None = None) -> Axes:
     """Distance left after the run against the step size, per κ: the measured cliff and 2/L as a dashed line."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     lrs = sweep.lrs.numpy()
     for i, (kappa, dist, found, pred) in enumerate(zip(sweep.kappas, sweep.distances, sweep.thresholds,
                                                         sweep.predicted())):
@@ -99,7 +95,7 @@ def plot_stability(sweep: StabilitySweep, ax: Axes | None = None) -> Axes:
 
 def plot_gradient_noise(noise: GradientNoise, ax: Axes | None = None) -> Axes:
     """E‖g_B − g‖² against B, log-log: measured (with ±2 standard errors) and both formulas."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     b = noise.batch_sizes.numpy()
     for i, (key, replace) in enumerate((("with", True), ("without", False))):
         style = series_style(i)
@@ -115,7 +111,7 @@ def plot_gradient_noise(noise: GradientNoise, ax: Axes | None = None) -> Axes:
 
 def plot_training(runs: Sequence[TrainingRun], ax: Axes | None = None, by: str = "epoch") -> Axes:
     """The full training loss of each run against epochs (passes over the data) or updates (optimizer steps)."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     for i, run in enumerate(runs):
         style = series_style(i)
         x = run.epochs.numpy() if by == "epoch" else run.updates.numpy()
@@ -144,7 +140,7 @@ def plot_saddle_loss(run: SaddleRun, ax: Axes | None = None) -> Axes:
 
 def plot_manifold_distance(run: SaddleRun, ax: Axes | None = None) -> Axes:
     """|y_k|, the distance from the saddle's stable manifold, on a log scale, next to the linearized prediction."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     y = run.path.points[:, 1].abs().detach().cpu().numpy().clip(TINY)
     k = np.arange(len(y))
     ax.semilogy(k, y, color=PALETTE[0], label="measured $|y_k|$")
@@ -159,7 +155,7 @@ def plot_manifold_distance(run: SaddleRun, ax: Axes | None = None) -> Axes:
 
 def plot_escape(sweep: EscapeSweep, ax: Axes | None = None) -> Axes:
     """Escape step against the offset δ (log x): measured markers, formula lines, and the noisy runs' floor."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     d = sweep.offsets.numpy()
     for i, lr in enumerate(sweep.lrs):
         style = series_style(i)
@@ -178,7 +174,7 @@ def plot_escape(sweep: EscapeSweep, ax: Axes | None = None) -> Axes:
 
 def plot_convergence(run: ConvergenceRun, ax: Axes | None = None) -> Axes:
     """Measured f(w_k) − f* under the two bounds, log-log."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     k = np.arange(1, len(run.gaps))
     ax.loglog(k, run.gaps[1:].numpy().clip(TINY), color=PALETTE[0], label="measured $f(w_k) - f^*$")
     ax.loglog(k, run.sublinear_bound[1:].numpy(), color=PALETTE[1], linestyle="--",
