@@ -23,11 +23,13 @@ from typing import Any, Callable, Sequence
 from matplotlib.figure import Figure
 
 from .divergence import diverged_message
+from .livefigure import KeptFigure, png_bytes
 from .style import use_book_style
 
 __all__ = ["Control", "log_slider", "slider", "int_slider", "choice", "Experiment", "Outcome", "LiveView"]
 
 Progress = Callable[[float], None]
+LIVE_DPI = 80  # the live widget's figure: sharp on a laptop, small enough to send at once
 
 
 @dataclass(frozen=True)
@@ -142,8 +144,13 @@ class Experiment:
         """Every control at its default value."""
         return {c.name: c.default for c in self.controls}
 
-    def run(self, values: dict | None = None, progress: Progress | None = None) -> Outcome:
-        """Compute and draw once. Never raises: failures come back as ``Outcome.error``."""
+    def run(self, values: dict | None = None, progress: Progress | None = None,
+            canvas: KeptFigure | None = None) -> Outcome:
+        """Compute and draw once. Never raises: failures come back as ``Outcome.error``.
+
+        With a ``canvas`` the result is drawn into that kept figure (a live widget's fast redraw);
+        without, into a new figure.
+        """
         v = {**self.defaults(), **(values or {})}
         out = Outcome(values=v)
         t0 = time.perf_counter()
@@ -152,9 +159,12 @@ class Experiment:
                 warnings.simplefilter("ignore")  # overflow warnings of a diverging run are expected
                 out.result = self.compute(v, progress or (lambda f: None))
                 use_book_style()
-                fig = Figure(figsize=self.figsize, layout="constrained")
-                self.plot(out.result, fig)
-                out.figure = fig
+                if canvas is not None:
+                    out.figure = canvas.draw(self.plot, out.result)
+                else:
+                    fig = Figure(figsize=self.figsize, layout="constrained")
+                    self.plot(out.result, fig)
+                    out.figure = fig
             k = getattr(out.result, "diverged_at", None)
             parts = [diverged_message(k)] if k is not None else []
             if self.describe is not None:
@@ -213,8 +223,13 @@ class LiveView:
         self.experiment = experiment
         self.controls = {c.name: c.make_widget(continuous=False) for c in experiment.controls}
         self.status = W.HTML(value="")
-        self.output = W.Output()
+        self.status.add_class("gradlab-status")
+        # The figure is an Image widget whose bytes are replaced on each redraw: one message to the
+        # front end, no output area cleared and rebuilt.
+        self.figure = W.Image(format="png", layout=W.Layout(max_width="100%"))
+        self.figure.add_class("gradlab-figure")
         self.last: Outcome | None = None
+        self.canvas = KeptFigure(experiment.figsize, dpi=LIVE_DPI)
         header = W.HTML(value=f"<b>{experiment.title}</b>")
         rows: list = [header, *self.controls.values()]
         if experiment.trains:
@@ -228,8 +243,9 @@ class LiveView:
             self.progress = None
             for w in self.controls.values():
                 w.observe(lambda _change: self.refresh(), names="value")
-        rows += [self.status, self.output]
+        rows += [self.status, self.figure]
         self.box = W.VBox(rows)
+        self.box.add_class("gradlab-widget")
         if not experiment.trains:
             self.refresh()
 
@@ -242,18 +258,18 @@ class LiveView:
 
     def refresh(self) -> Outcome:
         """Run with the controls' current values and redraw. Never raises."""
-        from IPython.display import Image, clear_output, display
-
         if self.button is not None:
             self.button.disabled = True
             self.status.value = "Running…"
         self._progress(0.0)
         outcome = self.experiment.run(self.values(), progress=self._progress)
         try:
-            with self.output:
-                clear_output(wait=True)
-                if outcome.figure is not None:
-                    display(Image(data=figure_png(outcome.figure)))
+            if outcome.figure is not None:
+                self.figure.value = png_bytes(outcome.figure)
+                # Shown at once with the last layout; then the margins are fitted to the new tick
+                # labels and titles, and only if that moved anything is the figure sent again.
+                if self.canvas.settle():
+                    self.figure.value = png_bytes(outcome.figure)
         except Exception as exc:  # drawing must not take the widget down either
             outcome.error = outcome.error or f"{type(exc).__name__}: {exc}"
         self._progress(1.0)

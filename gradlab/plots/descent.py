@@ -1,6 +1,7 @@
 """Plots of Chapter 1 (gradient descent): paths on contour maps, loss curves, thresholds, noise, escapes."""
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import numpy as np
@@ -24,18 +25,30 @@ def plot_surface(surface: Surface, ax: Axes | None = None, box: Sequence[float] 
     """Contours of f − f* at geometrically spaced heights, minima marked with stars."""
     ax = axes_or_new(ax)
     x0, x1, y0, y1 = box or surface.box
-    xs, ys = torch.meshgrid(torch.linspace(x0, x1, 160, dtype=torch.float64),
-                            torch.linspace(y0, y1, 160, dtype=torch.float64), indexing="xy")
-    gap = (surface.loss(torch.stack([xs, ys], dim=-1)) - surface.minimum_value()).numpy()
-    top = float(np.quantile(gap, 0.95))
-    levels = np.geomspace(max(top * 1e-4, 1e-6), top, 14)
+    xs, ys, gap, levels = _contour_grid(surface, (x0, x1, y0, y1))
     # grey contours, so that the coloured paths drawn on top stand out (also in grayscale print)
-    ax.contour(xs.numpy(), ys.numpy(), gap, levels=levels, colors="0.65", linewidths=0.9, linestyles="solid")
+    ax.contour(xs, ys, gap, levels=levels, colors="0.65", linewidths=0.9, linestyles="solid")
     mins = np.array(surface.minimizers())
     ax.plot(mins[:, 0], mins[:, 1], "*", color="black", markersize=14, linestyle="none", label="minimum")
     ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="$x$", ylabel="$y$")
     ax.grid(False)
     return ax
+
+
+@functools.lru_cache(maxsize=64)
+def _contour_grid(surface: Surface, box: tuple[float, float, float, float]):
+    """f − f* on a 160 × 160 grid and its contour heights: the same for every redraw of a widget
+    that keeps the surface, so it is computed once (surfaces are frozen, hence hashable)."""
+    x0, x1, y0, y1 = box
+    xs, ys = torch.meshgrid(torch.linspace(x0, x1, 160, dtype=torch.float64),
+                            torch.linspace(y0, y1, 160, dtype=torch.float64), indexing="xy")
+    gap = (surface.loss(torch.stack([xs, ys], dim=-1)) - surface.minimum_value()).numpy()
+    top = float(np.quantile(gap, 0.95))
+    levels = np.geomspace(max(top * 1e-4, 1e-6), top, 14)
+    arrays = (xs.numpy(), ys.numpy(), gap, levels)
+    for a in arrays:  # shared between calls: nobody may change them
+        a.flags.writeable = False
+    return arrays
 
 
 def plot_path(path: DescentPath, ax: Axes | None = None, label: str | None = None, index: int = 0,
