@@ -24,7 +24,8 @@ def first_nonfinite(values: Iterable[float]) -> int | None:
     return None
 
 
-def diverged_message(step: int) -> str:
-    """The sentence every widget shows when a run blows up."""
-    return (f"diverged at step {step}: the loss became infinite or NaN. "
+def diverged_message(step: int, run: str | None = None) -> str:
+    """The sentence every widget shows when a run blows up; ``run`` names it when the figure shows several."""
+    who = f"The run {run} " if run else ""
+    return (f"{who}diverged at step {step}: the loss became infinite or NaN. "
             "The figure shows the run up to that step; try a smaller learning rate.")

@@ -29,6 +29,7 @@ from .style import use_book_style
 __all__ = ["Control", "log_slider", "slider", "int_slider", "choice", "Experiment", "Outcome", "LiveView"]
 
 Progress = Callable[[float], None]
+ALERT_COLOUR = "#B34700"  # a diverged or failed run; 5.5:1 contrast on white
 LIVE_DPI = 80  # the live widget's figure: sharp on a laptop, small enough to send at once
 
 
@@ -58,7 +59,7 @@ class Control:
             return next((lab for lab, v in self.options if v == value), str(value))
         if self.kind == "int":
             return str(int(value))
-        return f"{value:.3g}"
+        return compact(value)
 
     def make_widget(self, continuous: bool):
         """The ipywidgets control (works with ipywidgets 7.7+ and 8)."""
@@ -69,15 +70,28 @@ class Control:
         if self.kind == "choice":
             return W.Dropdown(options=list(self.options), value=self.default, **common)
         if self.kind == "log":
+            # The front end's own readout formats with JavaScript's toPrecision, which writes 1e-6 as
+            # 0.00000100 and overflows its box; LiveView shows describe() beside it instead.
             lo, hi = math.log10(self.low), math.log10(self.high)
             return W.FloatLogSlider(value=self.default, base=10, min=lo, max=hi, step=self.step or (hi - lo) / 60,
-                                    readout_format=".3g", continuous_update=continuous, **common)
+                                    readout=False, continuous_update=continuous, **common)
         if self.kind == "int":
             return W.IntSlider(value=self.default, min=self.low, max=self.high, step=self.step or 1,
                                continuous_update=continuous, **common)
         return W.FloatSlider(value=self.default, min=self.low, max=self.high,
                              step=self.step or (self.high - self.low) / 100, readout_format=".3g",
                              continuous_update=continuous, **common)
+
+
+def compact(value: float) -> str:
+    """Three significant digits, exponents without padding: 1e-06 reads 1e-6; whole numbers in full."""
+    if float(value).is_integer() and abs(value) < 1e6:
+        return str(int(value))
+    text = f"{value:.3g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text
 
 
 def log_slider(name: str, label: str, default: float, low: float, high: float, grid: Sequence[float] = ()) -> Control:
@@ -121,14 +135,21 @@ class Outcome:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def alert(self) -> bool:
+        """True for a failed or diverged run: its status is shown in the warning colour."""
+        return not self.ok or getattr(self.result, "diverged_at", None) is not None
+
 
 @dataclass
 class Experiment:
     """Controls → compute → plot, shown live in a kernel or precomputed on the website.
 
     ``compute(values, progress)`` gets a dict of control values and a progress callback
-    (fraction in [0, 1]) and returns a result; ``plot(result, fig)`` draws into a fresh figure.
-    A result with a ``diverged_at`` step that is not None is reported as diverged.
+    (fraction in [0, 1]) and returns a result; ``plot(result, fig)`` draws into a figure.
+    A result with a ``diverged_at`` step that is not None is reported as diverged; when the
+    figure shows several runs, its ``diverged_run`` names the one that diverged.
+    ``alt`` says in words what the figure shows (its text alternative on the website).
     """
 
     title: str
@@ -139,6 +160,7 @@ class Experiment:
     figsize: tuple = (10.0, 4.2)
     caption: str = ""
     describe: Callable[[Any], str] | None = None  # extra status text for a finished run
+    alt: str = ""  # what the figure shows, for readers who cannot see it
 
     def defaults(self) -> dict:
         """Every control at its default value."""
@@ -166,7 +188,7 @@ class Experiment:
                     self.plot(out.result, fig)
                     out.figure = fig
             k = getattr(out.result, "diverged_at", None)
-            parts = [diverged_message(k)] if k is not None else []
+            parts = [diverged_message(k, getattr(out.result, "diverged_run", None))] if k is not None else []
             if self.describe is not None:
                 parts.append(self.describe(out.result))
             out.message = " ".join(p for p in parts if p)
@@ -230,8 +252,18 @@ class LiveView:
         self.figure.add_class("gradlab-figure")
         self.last: Outcome | None = None
         self.canvas = KeptFigure(experiment.figsize, dpi=LIVE_DPI)
+        self._progress_at = 0.0
         header = W.HTML(value=f"<b>{experiment.title}</b>")
-        rows: list = [header, *self.controls.values()]
+        rows: list = [header]
+        for control in experiment.controls:
+            widget = self.controls[control.name]
+            if control.kind == "log":
+                readout = W.Label(value=control.describe(widget.value))
+                widget.observe(lambda change, c=control, r=readout: setattr(r, "value", c.describe(change["new"])),
+                               names="value")
+                rows.append(W.HBox([widget, readout]))
+            else:
+                rows.append(widget)
         if experiment.trains:
             self.button = W.Button(description="Run", button_style="primary", icon="play")
             self.progress = W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=W.Layout(width="300px"))
@@ -253,8 +285,15 @@ class LiveView:
         return {name: w.value for name, w in self.controls.items()}
 
     def _progress(self, fraction: float) -> None:
-        if self.progress is not None:
-            self.progress.value = min(max(float(fraction), 0.0), 1.0)
+        """Move the bar; at most every 2 % or 50 ms, so a fast run still shows it moving without
+        flooding the front end with messages."""
+        if self.progress is None:
+            return
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        now = time.perf_counter()
+        if fraction in (0.0, 1.0) or fraction - self.progress.value >= 0.02 or now - self._progress_at >= 0.05:
+            self.progress.value = fraction
+            self._progress_at = now
 
     def refresh(self) -> Outcome:
         """Run with the controls' current values and redraw. Never raises."""
@@ -262,7 +301,7 @@ class LiveView:
             self.button.disabled = True
             self.status.value = "Running…"
         self._progress(0.0)
-        outcome = self.experiment.run(self.values(), progress=self._progress)
+        outcome = self.experiment.run(self.values(), progress=self._progress, canvas=self.canvas)
         try:
             if outcome.figure is not None:
                 self.figure.value = png_bytes(outcome.figure)
@@ -274,7 +313,7 @@ class LiveView:
             outcome.error = outcome.error or f"{type(exc).__name__}: {exc}"
         self._progress(1.0)
         msg = outcome.message or f"Done in {outcome.seconds:.2f} s."
-        colour = "#D55E00" if (outcome.error or getattr(outcome.result, "diverged_at", None) is not None) else "inherit"
+        colour = ALERT_COLOUR if outcome.alert else "inherit"
         self.status.value = f'<span style="color:{colour}">{msg}</span>'
         if self.button is not None:
             self.button.disabled = False

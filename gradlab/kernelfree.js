@@ -12,12 +12,15 @@
     controls.forEach(function (el) {
       var axis = +el.dataset.glAxis, i = +el.value;
       index = index * data.shape[axis] + i;
+      var label = data.labels[axis][i];
       var shown = root.querySelector('output[data-gl-for="' + axis + '"]');
-      if (shown) { shown.textContent = data.labels[axis][i]; }
+      if (shown) { shown.textContent = label; }
+      if (el.tagName === "INPUT") { el.setAttribute("aria-valuetext", label); }
     });
-    img.src = "data:image/png;base64," + data.frames[index];
+    img.src = "data:image/webp;base64," + data.frames[data.index[index]];
+    img.alt = data.alts[index];
     status.textContent = data.messages[index];
-    status.style.color = data.alerts[index] ? "#D55E00" : "";  // orange only for a diverged or failed run
+    status.classList.toggle("gl-alert", !!data.alerts[index]);  // warning colour only for a diverged or failed run
     root.dataset.glFrame = String(index);
   }
   controls.forEach(function (el) {

@@ -129,8 +129,8 @@ def train_minibatch(task: LogisticTask, config: MinibatchConfig,
                 if not math.isfinite(losses[-1]):
                     diverged = step
                     break
-        if progress is not None:
-            progress((epoch + 1) / config.epochs)
+            if progress is not None:  # per update, so even a one-epoch run shows the bar moving
+                progress(step / (per_epoch * config.epochs))
         if diverged is not None:
             break
     if diverged is not None:  # keep the run up to the step where it blew up

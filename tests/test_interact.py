@@ -62,12 +62,40 @@ def test_static_html_holds_every_grid_frame_in_order():
     import json
 
     payload = json.loads(data)
-    assert payload["shape"] == [3, 2] and len(payload["frames"]) == 6
+    assert payload["shape"] == [3, 2] and len(payload["index"]) == 6
     # lr=3, L=2 (last frame) diverges; lr=0.01, L=1 (first frame) does not
     assert "diverged at step" in payload["messages"][-1] and payload["messages"][0] == ""
     assert payload["alerts"][-1] is True and payload["alerts"][0] is False
-    assert len(set(payload["frames"])) == 6  # six different pictures
+    assert len(set(payload["frames"])) == 6 and payload["index"] == list(range(6))  # six different pictures
     assert 'data-gl-axis="0"' in html and 'data-gl-axis="1"' in html
+    assert payload["alts"][0].startswith("toy. Settings: lr = 0.01, L = 1.0, steps = 40.")
+    assert 'for="gl-' in html and 'aria-valuetext="0.01"' in html  # every control is labelled
+
+
+def test_identical_frames_are_stored_once():
+    """A control that changes nothing at some setting (here: L when lr = 0) adds no frame."""
+    exp = _toy()
+    exp.controls = [log_slider("lr", "lr", 0.1, 1e-3, 10.0, grid=[0.0, 0.5]), choice("L", "L", [1.0, 2.0]),
+                    int_slider("steps", "steps", 40, 1, 200)]
+    import json
+
+    payload = json.loads(re.search(r'class="gl-data">(.*?)</script>', exp.static_html()).group(1))
+    assert len(payload["index"]) == 4 and len(payload["frames"]) == 3
+    assert payload["index"][0] == payload["index"][1]  # lr = 0: L does not matter
+
+
+def test_the_status_names_the_run_that_diverged():
+    exp = _toy()
+    inner = exp.compute
+    exp.compute = lambda v, p: SimpleNamespace(**vars(inner(v, p)), diverged_run="with momentum")
+    out = exp.run({"lr": 10.0, "L": 3.0})
+    assert out.message.startswith("The run with momentum diverged at step 9")
+
+
+def test_log_readouts_fit_their_numbers():
+    from gradlab.interact import compact
+
+    assert [compact(x) for x in (1e-6, 0.18, 3e-4, 1000.0, 2.5e-12)] == ["1e-6", "0.18", "0.0003", "1000", "2.5e-12"]
 
 
 def test_show_picks_static_html_when_building_the_book(monkeypatch, capsys):

@@ -53,11 +53,25 @@ def test_kernel_free_html_contains_every_frame(name):
     points = grid_points(exp)
     assert len(points) >= 2, "the website figure must have a control that changes something"
     html = exp.static_html()
-    assert html.count('src="data:image/png;base64,') == 1  # only the first frame is an <img>; the rest are data
+    assert html.count('src="data:image/webp;base64,') == 1  # only the first frame is an <img>; the rest are data
     import json
     import re
 
     payload = json.loads(re.search(r'class="gl-data">(.*?)</script>', html).group(1))
-    assert len(payload["frames"]) == len(points)
+    assert len(payload["index"]) == len(points) == len(payload["alts"]) == len(payload["messages"])
+    assert sorted(set(payload["index"])) == list(range(len(payload["frames"]))), "every stored frame is used"
     assert all(len(f) > 100 for f in payload["frames"])
-    assert len(html) < 4_000_000, "one figure must stay well under the 10 MB page budget"
+    assert len(html) < 2_500_000, "one figure must stay well under the 5 MB page budget"
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_every_figure_says_in_words_what_it_shows(name):
+    """The text alternative of every frame on the website: the experiment's alt, then the settings."""
+    exp = FACTORIES[name]()
+    assert len(exp.alt) >= 60 and exp.alt != exp.title, f"{name}: give the Experiment an alt that describes the figure"
+    from gradlab.kernelfree import frame_alt
+
+    values = exp.defaults()
+    text = frame_alt(exp, values, "a status")
+    assert text.startswith(exp.alt) and text.endswith("a status")
+    assert all(f"{c.label} = {c.describe(values[c.name])}" in text for c in exp.controls)

@@ -28,6 +28,10 @@ def graph_stepper() -> Experiment:
         compute=lambda v, progress: steps[int(v["step"])],
         plot=lambda step, fig: P.plot_graph_step(step, fig.add_subplot()),
         figsize=(8.5, 6.2),
+        alt=("The computational graph of f = (x·y + sin x)·z as boxes joined by arrows: inputs x, y and z, the "
+             "operations, and the output. Values computed so far are written above the boxes in blue; during the "
+             "backward pass the gradients are written below the boxes and on the edges in red. The box visited at "
+             "this step has a thick outline."),
     )
 
 
@@ -45,6 +49,8 @@ def modes() -> Experiment:
         "Forward mode versus reverse mode",
         [choice("n_out", "outputs m", [("1 (a loss)", 1), ("64", 64), ("1024", 1024)])],
         compute=compute, plot=lambda r, fig: P.plot_modes(r, fig.add_subplot()), trains=True, figsize=(9.0, 4.6),
+        alt=("Time to compute the full Jacobian of a function with n inputs and m outputs, by forward mode and by "
+             "reverse mode, against n on log axes; a dotted line marks n = m."),
     )
 
 
@@ -75,10 +81,13 @@ def memory() -> Experiment:
     return Experiment(
         "Activation memory and gradient checkpointing",
         [int_slider("depth", "depth", 8, 2, 32, grid=(4, 8, 16, 32)),
-         int_slider("batch", "batch size", 64, 8, 512, step=8, grid=(32, 256)),
+         int_slider("batch", "batch size", 64, 8, 512, step=8, grid=(32, 64, 256)),
          choice("segments", "checkpointing", [("off", 0), ("2 segments", 2), ("4 segments", 4), ("8 segments", 8)],
                 default=4)],
         compute=compute, plot=plot, figsize=(10.5, 4.4), describe=describe,
+        alt=("Two panels. Left: the bytes each block of the network keeps for the backward pass, without and with "
+             "checkpointing. Right: total saved memory and Linear-layer calls per training step, without and with "
+             "checkpointing."),
     )
 
 
@@ -91,8 +100,12 @@ def zero_grad() -> Experiment:
         cfg = AccumulationConfig(steps=int(v["steps"]), lr=float(v["lr"]))
         good = train_accumulating(cfg, device=device)
         bad = train_accumulating(replace(cfg, zero_grad=False), device=device)
-        return SimpleNamespace(runs=[good, bad], diverged_at=bad.diverged_at if good.diverged_at is None
-                               else good.diverged_at)
+        failed = [(r.diverged_at, name) for r, name in ((good, "with zero_grad()"), (bad, "without zero_grad()"))
+                  if r.diverged_at is not None]
+        step, name = min(failed) if failed else (None, None)
+        if len(failed) == 2:
+            name = f"{name} (first; the other at step {max(failed)[0]})"
+        return SimpleNamespace(runs=[good, bad], diverged_at=step, diverged_run=name)
 
     def plot(r, fig):
         left, right = fig.subplots(1, 2)
@@ -104,6 +117,8 @@ def zero_grad() -> Experiment:
         [log_slider("lr", "learning rate", 0.05, 0.005, 1.0, grid=(0.01, 0.05, 0.25, 1.0)),
          int_slider("steps", "steps", 60, 5, 300)],
         compute=compute, plot=plot, figsize=(10.5, 4.2),
+        alt=("Two panels. Left: the training loss of the same regression with zero_grad() every step and with it "
+             "forgotten. Right: the norm of the gradient the optimizer sees at each step, for both runs."),
     )
 
 
@@ -128,4 +143,7 @@ def jacobians() -> Experiment:
          int_slider("depth", "depth", 30, 2, 60)],
         compute=compute, plot=plot, figsize=(10.5, 4.2),
         describe=lambda c: f"‖∂L/∂h_0‖ / ‖∂L/∂h_L‖ = {c.grad_norms[0] / c.grad_norms[-1]:.3g}",
+        alt=("Two panels. Left: the norm of the gradient at each layer of a deep network, on a log scale, from the "
+             "output back to the input. Right: each layer's factor, the ratio by which that layer's Jacobian "
+             "scales the gradient."),
     )

@@ -19,7 +19,8 @@ from . import register
 # The 2-D surfaces run on the CPU whatever the device: with two numbers per step,
 # a GPU would spend its time launching kernels, and a redraw must take milliseconds.
 SURFACE_DEVICE = "cpu"
-SURFACE_LRS = (1e-4, 3e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.03, 0.1, 0.18, 0.3, 0.6, 1.0)
+# On the website: brackets of 2/L for κ = 10 and 100, and Rosenbrock's small stable rates.
+SURFACE_LRS = (1e-4, 3e-4, 1e-3, 2e-3, 0.01, 0.03, 0.1, 0.18, 0.3, 1.0)
 
 
 @register("ch01.loss_surface")
@@ -46,12 +47,15 @@ def loss_surface() -> Experiment:
         [choice("surface", "surface", [("ill-conditioned quadratic", "quadratic"), ("Rosenbrock valley", "rosenbrock"),
                                        ("saddle", "saddle")]),
          log_slider("lr", "learning rate η", 0.18, 1e-4, 1.0, grid=SURFACE_LRS),
-         log_slider("kappa", "condition number κ (quadratic)", 10.0, 1.0, 1000.0),
+         log_slider("kappa", "condition number κ (quadratic)", 10.0, 1.0, 1000.0, grid=(10.0, 100.0)),
          slider("x0", "start x", -1.5, -2.0, 2.0, 0.05),
-         slider("y0", "start y", 0.5, -2.0, 2.0, 0.05),
+         slider("y0", "start y", 0.5, -2.0, 2.0, 0.01),
          int_slider("steps", "steps", 200, 10, 2000, 10),
-         slider("momentum", "momentum β", 0.0, 0.0, 0.99, 0.01)],
+         slider("momentum", "momentum β", 0.0, 0.0, 0.99, 0.01, grid=(0.0, 0.9))],
         compute=compute, plot=plot, trains=False, figsize=(11.0, 4.6), describe=describe,
+        alt=("Two panels. Left: contour lines of the chosen surface, its minima as black stars, and the path of "
+             "gradient descent from a white circle, one dot per step. Right: the loss gap f − f* against the "
+             "step, on a log scale; a falling line converges, a line that stops early diverged."),
     )
 
 
@@ -66,7 +70,9 @@ def batch_noise() -> Experiment:
         full = train_minibatch(task, replace(cfg, batch_size=0))
         run = full if cfg.batch_size == 0 else train_minibatch(task, cfg, progress)
         runs = [full] if run is full else [run, full]
-        return SimpleNamespace(runs=runs, diverged_at=run.diverged_at)
+        failed = next((r for r in runs if r.diverged_at is not None), None)
+        return SimpleNamespace(runs=runs, diverged_at=failed and failed.diverged_at,
+                               diverged_run=failed and f"with B = {failed.batch_size}")
 
     def plot(result, fig):
         left, right = fig.subplots(1, 2, sharey=True)
@@ -87,6 +93,8 @@ def batch_noise() -> Experiment:
          log_slider("lr", "learning rate η", 0.1, 1e-3, 10.0, grid=(0.01, 0.1, 1.0, 5.0)),
          int_slider("epochs", "epochs", pick(10, 1), 1, pick(30, 3))],
         compute=compute, plot=plot, trains=True, figsize=(11.0, 4.4), describe=describe,
+        alt=("Two panels sharing a loss axis: the logistic loss on all 569 examples during training with the "
+             "chosen batch size and with the full batch, against epochs (left) and against updates (right)."),
     )
 
 
@@ -116,4 +124,7 @@ def saddle() -> Experiment:
          log_slider("lr", "learning rate η", 0.1, 0.01, 0.5),
          int_slider("steps", "steps", 300, 50, 1000, 10)],
         compute=compute, plot=plot, trains=False, figsize=(11.0, 4.4), describe=describe,
+        alt=("Two panels. Left: the loss gap during a run started near the saddle, with the saddle's height as a "
+             "dashed line and the predicted escape step as a dotted line. Right: the distance from the stable "
+             "manifold, |y|, on a log scale, measured and predicted; a straight line is exponential growth."),
     )
