@@ -91,6 +91,10 @@ def _empty(ax: Axes) -> None:
     ax.grid(mpl.rcParams["axes.grid"], which=mpl.rcParams["axes.grid.which"], axis=mpl.rcParams["axes.grid.axis"])
     ax._xmargin, ax._ymargin = mpl.rcParams["axes.xmargin"], mpl.rcParams["axes.ymargin"]
     ax._tight, ax._use_sticky_edges = None, True
+    spec = ax.get_subplotspec()
+    if spec is not None:  # where a fresh axes stands while the plot runs (a plot may measure its axes)
+        ax._set_position(spec.get_position(ax.figure))
+    ax._viewLim.set_points(Bbox.unit().get_points())
     ax.dataLim = Bbox.null()
     ax.ignore_existing_data_limits = True
     ax.set_autoscale_on(True)
@@ -148,9 +152,13 @@ class KeptFigure:
             setattr(fig, name, maker(name))
         for name in _UNRECYCLABLE:
             setattr(fig, name, refuse)
+        laid_out = {id(ax): ax.get_position(original=True).frozen() for ax in fig.axes}
         try:
             self._clear_figure_artists(fig)
             plot(result, fig)
+            for ax in fig.axes:  # back to the last layout, for the fast first frame
+                if id(ax) in laid_out:
+                    ax._set_position(laid_out[id(ax)])
         finally:
             for name in (*_AXES_MAKERS, *_UNRECYCLABLE):
                 fig.__dict__.pop(name, None)

@@ -111,3 +111,16 @@ def test_png_bytes_is_the_drawn_canvas():
     image = Image.open(BytesIO(png_bytes(fig)))
     assert image.size == (150, 100) and image.mode == "RGB"
     assert np.array_equal(np.asarray(image), pixels(fig)[..., :3])
+
+
+def test_a_plot_that_measures_its_axes_sees_a_fresh_axes():
+    """A diverged run's marker is placed from the axes' limits while plotting; after a converged run
+    in the same axes (lr 0.01, then 0.6 on the explorer) it must land where a fresh figure puts it."""
+    use_book_style()
+    exp = FACTORIES["ch01.loss_surface"]()
+    kept = KeptFigure(exp.figsize)
+    for lr in (0.01, 0.6, 0.1, 0.6):
+        result = exp.compute({**exp.defaults(), "lr": lr}, lambda f: None)
+        kept.draw(exp.plot, result)
+        kept.settle()
+        assert np.array_equal(pixels(kept.figure), fresh_pixels(exp, result)), f"lr = {lr}"

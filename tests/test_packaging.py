@@ -40,7 +40,7 @@ def test_requirements_are_loose_enough_for_colab(wheel):
     assert {"torch", "matplotlib", "ipywidgets", "numpy", "scikit-learn"} <= set(by_name)
     for r in reqs:
         assert not any(s.operator in {"==", "<", "<=", "~=", "==="} for s in r.specifier), f"{r} pins or caps"
-    # Colab ships ipywidgets 7.7.1 (tested in test_ipywidgets7.py); older torch releases are fine too
+    # Colab ships ipywidgets 7.7.1 (tested in test_colab.py); older torch releases are fine too
     assert by_name["ipywidgets"].specifier.contains(Version("7.7.1"))
     assert by_name["torch"].specifier.contains(Version("2.1.0"))
 
