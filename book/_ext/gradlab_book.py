@@ -2,10 +2,17 @@
 
 - Sets ``GRADLAB_STATIC=1`` before any notebook is executed, so every ``Experiment.show()``
   renders as a kernel-free figure (frames precomputed over its controls' grids).
-- Serves MathJax 2.7 from the site itself: after an HTML build it copies the MathJax that ships
-  inside the PyPI package ``jupyter_server_mathjax`` to ``_static/<folder of mathjax_path>``.
-  That copy has the HTML-CSS output with STIX-Web fonts (no CommonHTML), hence the
-  ``TeX-AMS-MML_HTMLorMML-full`` configuration in ``_config.yml``.
+- Renders the math when the book is built, with KaTeX (``gradlab_math``, beside this file): the
+  pages carry finished HTML and MathML, and KaTeX's stylesheet and fonts are served from
+  ``_static/katex``. No script typesets math in the reader's browser.
+- Serves ``static/gradlab-book.css`` and ``static/gradlab-book.js`` (beside this file) on every
+  page: in the theme's dark mode, figure images stay unfiltered on a white card and kernel-free
+  figures sit on the page in the theme's colours (not on its light output card); a display
+  formula wider than the column scrolls (and then takes a tab stop) instead of overflowing.
+- Accessibility fixes that an axe-core audit of the site asked for (tests/test_site.py):
+  ``templates/`` overrides two of the theme's buttons whose accessible names left out what they
+  show, and a bibliography's entries are list items of its list (docutils gives them the
+  deprecated role ``doc-biblioentry``, which a ``role="list"`` may not contain).
 - Drops the scripts of sphinx-thebe (which jupyter-book always loads): the book has no live-code
   button, and thebe's loader names a CDN address. Every page then loads only files of the site.
 """
@@ -13,66 +20,39 @@ from __future__ import annotations
 
 import os
 import posixpath
-import shutil
 from pathlib import Path
 
+from docutils import nodes
 from sphinx.application import Sphinx
+from sphinx.config import Config
 from sphinx.errors import ExtensionError
-from sphinx.util import logging
 
-logger = logging.getLogger(__name__)
-
-# Parts of the MathJax tree the site never asks for: the SVG output, and what only the math menu
-# loads (its other languages, its accessibility explorer); _config.yml switches the menu off.
-_SKIP = ("jax/output/SVG", "localization", "extensions/a11y")
-_KEEP = ("localization/en",)
+STATIC = Path(__file__).with_name("static")
+TEMPLATES = Path(__file__).with_name("templates")
+STYLESHEET = "gradlab-book.css"
+SCRIPT = "gradlab-book.js"
 
 
-def mathjax_source() -> Path:
-    """The MathJax 2.7 folder inside the installed ``jupyter_server_mathjax`` package."""
-    import jupyter_server_mathjax
-
-    folder = Path(jupyter_server_mathjax.__file__).parent / "static"
-    if not (folder / "MathJax.js").is_file():
-        raise ExtensionError(f"MathJax.js not found in {folder}: is jupyter-server-mathjax installed?")
-    return folder
-
-
-def _ignore(source: Path):
-    def ignore(directory: str, names: list[str]) -> set[str]:
-        rel = Path(directory).relative_to(source).as_posix()
-        skipped = set()
-        for name in names:
-            path = posixpath.normpath(posixpath.join(rel, name))
-            kept = any(path == k or k.startswith(path + "/") or path.startswith(k + "/") for k in _KEEP)
-            if not kept and any(path == s or path.startswith(s + "/") for s in _SKIP):
-                skipped.add(name)
-        return skipped
-
-    return ignore
+def serve_static(app: Sphinx, config: Config) -> None:
+    """Add this extension's ``static`` folder to the site's ``_static``, link its stylesheet and
+    script from every page, and put its ``templates`` before the theme's."""
+    for path in (STATIC / STYLESHEET, STATIC / SCRIPT, TEMPLATES):
+        if not path.exists():
+            raise ExtensionError(f"gradlab_book: {path} is missing (copy book/_ext whole)")
+    config.html_static_path = [*config.html_static_path, str(STATIC)]
+    config.templates_path = [str(TEMPLATES), *config.templates_path]
+    app.add_css_file(STYLESHEET, priority=900)
+    app.add_js_file(SCRIPT, loading_method="defer")
 
 
-def local_mathjax_folder(mathjax_path: str) -> str | None:
-    """The folder under ``_static`` that ``mathjax_path`` points into, or None for a URL."""
-    path = mathjax_path.split("?", 1)[0]
-    if "://" in path or path.startswith("/"):
-        return None
-    return posixpath.dirname(path)
+def visit_citation(self, node: nodes.citation) -> None:
+    """docutils' citation, as an entry (``role="listitem"``) of the ``role="list"`` around it."""
+    type(self).visit_citation(self, node)
+    self.body[-1] = self.body[-1].replace('role="doc-biblioentry"', 'role="listitem"')
 
 
-def copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
-    """After a successful HTML build, put MathJax where ``mathjax_path`` says it is."""
-    if exception is not None or app.builder.format != "html":
-        return
-    folder = local_mathjax_folder(app.config.mathjax_path)
-    if not folder:
-        return
-    source = mathjax_source()
-    target = Path(app.outdir) / "_static" / folder
-    if (target / "MathJax.js").is_file():
-        return  # an incremental build already has it
-    shutil.copytree(source, target, ignore=_ignore(source), dirs_exist_ok=True)
-    logger.info(f"gradlab_book: MathJax copied from {source} to {target}")
+def depart_citation(self, node: nodes.citation) -> None:
+    type(self).depart_citation(self, node)
 
 
 def _is_thebe(asset) -> bool:
@@ -91,6 +71,8 @@ def drop_thebe(app: Sphinx, pagename: str, templatename: str, context: dict, doc
 def setup(app: Sphinx) -> dict:
     """Register the extension; kernel-free figures are switched on for the notebooks executed next."""
     os.environ["GRADLAB_STATIC"] = "1"
+    app.setup_extension("gradlab_math")
+    app.connect("config-inited", serve_static)
+    app.add_node(nodes.citation, override=True, html=(visit_citation, depart_citation))
     app.connect("html-page-context", drop_thebe, priority=900)
-    app.connect("build-finished", copy_mathjax)
-    return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
+    return {"version": "0.2", "parallel_read_safe": True, "parallel_write_safe": True}
