@@ -13,13 +13,15 @@ is pixel for pixel the figure a fresh one gives.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 from collections import Counter
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import matplotlib as mpl
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.gridspec import GridSpecBase, SubplotSpec
@@ -101,6 +103,41 @@ def _empty(ax: Axes) -> None:
     ax._request_autoscale_view()
 
 
+@contextlib.contextmanager
+def _ticks_once() -> Iterator[None]:
+    """Within one draw, work out each axis's ticks and their labels' extents once.
+
+    Drawing an axes asks for the same ticks three or four times (to draw them, to place the
+    axis label beside its neighbours' tick labels, to place the title), and each time formats
+    and measures every tick label again. Nothing they depend on changes during a draw, so the
+    first answer is kept, keyed by everything it depends on: the view interval, the scale and
+    the axes' place on the canvas. ``tests/test_livefigure.py`` checks the pictures stay exact.
+    """
+    update, bboxes = Axis._update_ticks, Axis._get_ticklabel_bboxes
+    seen: dict = {}
+
+    def key(axis: Axis) -> tuple:
+        return (id(axis), tuple(axis.get_view_interval()), axis.get_scale(), tuple(axis.axes.bbox.bounds))
+
+    def update_once(axis: Axis):
+        k = ("ticks", *key(axis))
+        if k not in seen:
+            seen[k] = update(axis)
+        return seen[k]
+
+    def bboxes_once(axis: Axis, ticks, renderer):
+        k = ("boxes", *key(axis), tuple(map(id, ticks)), id(renderer))
+        if k not in seen:
+            seen[k] = bboxes(axis, ticks, renderer)
+        return seen[k]
+
+    Axis._update_ticks, Axis._get_ticklabel_bboxes = update_once, bboxes_once
+    try:
+        yield
+    finally:
+        Axis._update_ticks, Axis._get_ticklabel_bboxes = update, bboxes
+
+
 class KeptFigure:
     """One figure redrawn many times: ``draw(plot, result)`` returns it with ``plot(result, fig)`` drawn."""
 
@@ -177,7 +214,8 @@ class KeptFigure:
         if self.recyclable and self.figure is not None:
             try:
                 self._plot_recycling(plot, result, self.figure)
-                self.figure.canvas.draw()
+                with _ticks_once():
+                    self.figure.canvas.draw()
                 self.recycled += 1
                 return self.figure
             except _NotRecyclable:
