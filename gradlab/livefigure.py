@@ -25,6 +25,7 @@ from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.gridspec import GridSpecBase, SubplotSpec
+from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
 __all__ = ["KeptFigure", "png_bytes"]
@@ -105,7 +106,7 @@ def _empty(ax: Axes) -> None:
 
 @contextlib.contextmanager
 def _ticks_once() -> Iterator[None]:
-    """Within one draw, work out each axis's ticks and their labels' extents once.
+    """Within one draw, work out each axis's ticks, their labels' extents and each text's layout once.
 
     Drawing an axes asks for the same ticks three or four times (to draw them, to place the
     axis label beside its neighbours' tick labels, to place the title), and each time formats
@@ -113,7 +114,7 @@ def _ticks_once() -> Iterator[None]:
     first answer is kept, keyed by everything it depends on: the view interval, the scale and
     the axes' place on the canvas. ``tests/test_livefigure.py`` checks the pictures stay exact.
     """
-    update, bboxes = Axis._update_ticks, Axis._get_ticklabel_bboxes
+    update, bboxes, layout = Axis._update_ticks, Axis._get_ticklabel_bboxes, Text._get_layout
     seen: dict = {}
 
     def key(axis: Axis) -> tuple:
@@ -131,11 +132,21 @@ def _ticks_once() -> Iterator[None]:
             seen[k] = bboxes(axis, ticks, renderer)
         return seen[k]
 
-    Axis._update_ticks, Axis._get_ticklabel_bboxes = update_once, bboxes_once
+    def layout_once(text: Text, renderer):
+        if text.get_wrap() or text.get_usetex():
+            return layout(text, renderer)
+        k = ("layout", id(text), id(renderer), text.get_text(), hash(text.get_fontproperties()),
+             text.get_rotation(), text.get_rotation_mode(), text.get_horizontalalignment(),
+             text.get_verticalalignment(), text._linespacing, text.get_figure(root=True).dpi)
+        if k not in seen:
+            seen[k] = layout(text, renderer)
+        return seen[k]
+
+    Axis._update_ticks, Axis._get_ticklabel_bboxes, Text._get_layout = update_once, bboxes_once, layout_once
     try:
         yield
     finally:
-        Axis._update_ticks, Axis._get_ticklabel_bboxes = update, bboxes
+        Axis._update_ticks, Axis._get_ticklabel_bboxes, Text._get_layout = update, bboxes, layout
 
 
 class KeptFigure:
