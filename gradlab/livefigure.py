@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 from collections import Counter
 from typing import Any, Callable, Iterator
 
@@ -105,7 +106,7 @@ def _empty(ax: Axes) -> None:
 
 
 @contextlib.contextmanager
-def _ticks_once() -> Iterator[None]:
+def _ticks_once(glyphs: dict | None = None) -> Iterator[None]:
     """Within one draw, work out each axis's ticks, their labels' extents and each text's layout once.
 
     Drawing an axes asks for the same ticks three or four times (to draw them, to place the
@@ -144,9 +145,60 @@ def _ticks_once() -> Iterator[None]:
 
     Axis._update_ticks, Axis._get_ticklabel_bboxes, Text._get_layout = update_once, bboxes_once, layout_once
     try:
-        yield
+        with _glyphs_kept(glyphs if glyphs is not None else {}):
+            yield
     finally:
         Axis._update_ticks, Axis._get_ticklabel_bboxes, Text._get_layout = update, bboxes, layout
+
+
+@contextlib.contextmanager
+def _glyphs_kept(cache: dict) -> Iterator[None]:
+    """Rasterize each glyph once per size, angle and sub-pixel offset, and reuse the bitmap.
+
+    Matplotlib 3.11's Agg renderer asks FreeType for every glyph of every label on every draw.
+    A glyph moved by whole pixels rasterizes to the same bitmap, moved: so the bitmap is kept,
+    keyed by the font, size, resolution, transform and the offset's fraction of a pixel. Other
+    matplotlib versions draw text another way and are left alone.
+    """
+    from matplotlib.backends import backend_agg
+
+    draw = getattr(backend_agg.RendererAgg, "_draw_text_glyphs_and_boxes", None)
+    if draw is None or not hasattr(backend_agg, "RenderMode"):
+        yield
+        return
+
+    def draw_cached(self, gc, x, y, angle, glyphs, boxes):
+        cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        flags = backend_agg.get_hinting_flag()
+        mode = backend_agg.RenderMode.NORMAL if gc.get_antialiased() else backend_agg.RenderMode.MONO
+        kept = []
+        for font, size, index, slant, extend, dx, dy in glyphs:
+            matrix = (0x10000 * np.array([[cos, -sin], [sin, cos]]) @ [[extend, extend * slant], [0, 1]]).round().astype(int)
+            whole_x, part_x = divmod(round(0x40 * (x + dx * cos - dy * sin)), 0x40)
+            whole_y, part_y = divmod(round(0x40 * (self.height - y + dx * sin + dy * cos)), 0x40)
+            key = (font.fname, size, self.dpi, index, matrix.tobytes(), part_x, part_y, mode, flags)
+            if key not in cache:
+                if len(cache) > 50_000:  # a long session: start again rather than grow without bound
+                    cache.clear()
+                font.set_size(size, self.dpi)
+                font._set_transform(matrix, [part_x, part_y])
+                bitmap = font._render_glyph(index, flags, mode)
+                buffer = np.array(bitmap.buffer)
+                if not gc.get_antialiased():
+                    buffer *= 0xff
+                cache[key] = (buffer, bitmap.left, bitmap.top)
+            buffer, left, top = cache[key]
+            kept.append((buffer, left + whole_x, top + whole_y))
+        for buffer, left, top in kept:
+            self._renderer.draw_text_image(buffer, left, int(self.height) - top + buffer.shape[0], 0, gc)
+        if boxes:
+            draw(self, gc, x, y, angle, (), boxes)
+
+    backend_agg.RendererAgg._draw_text_glyphs_and_boxes = draw_cached
+    try:
+        yield
+    finally:
+        backend_agg.RendererAgg._draw_text_glyphs_and_boxes = draw
 
 
 class KeptFigure:
@@ -158,6 +210,7 @@ class KeptFigure:
         self.recyclable = True
         self.recycled = 0  # redraws that reused the kept axes (for tests and benchmarks)
         self._made: dict[tuple, Any] = {}
+        self._glyphs: dict = {}  # rasterized glyphs, reused from draw to draw
 
     def _fresh(self) -> Figure:
         fig = Figure(figsize=self.figsize, dpi=self.dpi, layout="constrained")
@@ -225,7 +278,7 @@ class KeptFigure:
         if self.recyclable and self.figure is not None:
             try:
                 self._plot_recycling(plot, result, self.figure)
-                with _ticks_once():
+                with _ticks_once(self._glyphs):
                     self.figure.canvas.draw()
                 self.recycled += 1
                 return self.figure
