@@ -76,9 +76,8 @@ $(CHROMIUM):
 		exit 1; \
 	fi
 
-## lab: open the chapters in JupyterLab (installs jupyterlab into .venv the first time)
+## lab: open the chapters in JupyterLab (pinned in requirements.txt)
 lab: $(STAMP)
-	@$(PY) -c "import jupyterlab" 2>/dev/null || $(PY) -m pip install jupyterlab
 	$(VENV)/bin/jupyter lab notebooks/
 
 clean:
