@@ -62,3 +62,19 @@ def built_book(tmp_path_factory) -> BuiltBook:
         record.write_text(json.dumps({"returncode": book.returncode, "log": book.log,
                                       "html": str(book.html), "seconds": book.seconds}))
         return book
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, offline-ready (tests/test_site.py, tests/test_lab.py)."""
+    from labdriver import CHROMIUM, launch_browser
+
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's Chromium is missing: run `apt-get install -y chromium` (as root), "
+                    "or use `make test`, which installs it.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch_browser(p)
+        yield b
+        b.close()

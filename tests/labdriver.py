@@ -49,7 +49,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 CHROMIUM = Path("/usr/bin/chromium")
-# The same flags as tests/test_site.py.
+# Headless and quiet: no background requests, which this machine's closed network would refuse.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1400, "height": 1000}
@@ -233,7 +233,7 @@ def _kill_group(pid: int) -> None:
 
 
 def launch_browser(playwright):
-    """Debian's Chromium, headless, with the flags of tests/test_site.py."""
+    """Debian's Chromium, headless, with the flags above (every browser test launches it this way)."""
     if not CHROMIUM.exists():
         raise LabError("Debian's Chromium is missing: run `apt-get install -y chromium` (as root), "
                        "or use `make test`, which installs it.")

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from labdriver import (CHROMIUM, NOTEBOOKS, ChapterPage, LabServer, Move, chapters, launch_browser, median,
+from labdriver import (NOTEBOOKS, ChapterPage, LabServer, Move, chapters, median,
                        next_option, shown_experiments, step_key)
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("lab")]
@@ -30,19 +30,6 @@ def lab():
         pytest.fail("JupyterLab is missing from .venv: `.venv/bin/pip install -r requirements.txt` (or `make test`).")
     with LabServer(NOTEBOOKS, fast=True) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's Chromium is missing: run `apt-get install -y chromium` (as root), "
-                    "or use `make test`, which installs it.")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_browser(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture

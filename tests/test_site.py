@@ -22,9 +22,6 @@ from test_book import chapters, toc_files
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("book")]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # axe-core, from the npm package that package.json pins (`make env` installs it with `npm ci`).
 AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
 # Math must be readable within this long of the page's load event (the issue: "math appears at once").
@@ -87,19 +84,6 @@ def site(built_book):
     yield f"http://127.0.0.1:{server.server_port}/"
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's Chromium is missing: run `apt-get install -y chromium` (as root), "
-                    "or use `make test`, which installs it.")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 class Visit:
