@@ -47,6 +47,7 @@ $(NODE_STAMP): package.json package-lock.json
 book: $(STAMP) $(NODE_STAMP)
 	rm -rf _build
 	env -u GRADLAB_FAST -u MPLBACKEND $(VENV)/bin/jupyter-book build .
+	@touch _build/.gradlab-sources  # the cache now matches the package: `make preview` may reuse it
 	@echo ""
 	@echo "The book is built. Open this file in a browser:"
 	@echo "    $(CURDIR)/_build/html/index.html"
