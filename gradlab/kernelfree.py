@@ -61,9 +61,9 @@ def frame_alt(experiment: "Experiment", values: dict, message: str) -> str:
     return " ".join(p.strip() for p in parts if p and p.strip())
 
 
-def _control_html(axis: int, control, start: int) -> str:
+def _control_html(axis: int, control, start: int, uid: str) -> str:
     label = html.escape(control.label)
-    ident = f"gl-{{uid}}-{axis}"
+    ident = f"gl-{uid}-{axis}"
     if control.kind == "choice":
         opts = "".join(f'<option value="{i}"{" selected" if i == start else ""}>{html.escape(control.describe(v))}</option>'
                        for i, v in enumerate(control.grid))
@@ -118,7 +118,7 @@ def render(experiment: "Experiment", dpi: int = 90) -> str:
                                                for c in held) + ". ") if held else "")
             + "Open the notebook (Colab or Jupyter) to set every control freely.")
     uid = hashlib.sha1(json.dumps([experiment.title, data["labels"]]).encode()).hexdigest()[:8]
-    controls = "".join(_control_html(i, c, s) for i, (c, s) in enumerate(zip(swept, starts))).replace("{uid}", uid)
+    controls = "".join(_control_html(i, c, s, uid) for i, (c, s) in enumerate(zip(swept, starts)))
     script = resources.files("gradlab").joinpath("kernelfree.js").read_text()
     first = 0
     for axis, s in enumerate(starts):
