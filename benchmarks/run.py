@@ -15,6 +15,7 @@ Prints a markdown table with the targets and writes the numbers as JSON (benchma
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -85,7 +86,7 @@ def time_plot(exp, result, repeats: int = 5) -> float:
     """Median time to draw a result into a fresh figure and encode its PNG (a widget's first draw)."""
     from matplotlib.figure import Figure
 
-    from gradlab.interact import figure_png
+    from gradlab.interact import LIVE_DPI
     from gradlab.style import use_book_style
 
     times = []
@@ -94,7 +95,7 @@ def time_plot(exp, result, repeats: int = 5) -> float:
         use_book_style()
         fig = Figure(figsize=exp.figsize, layout="constrained")
         exp.plot(result, fig)
-        figure_png(fig)
+        fig.savefig(io.BytesIO(), format="png", dpi=LIVE_DPI)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 

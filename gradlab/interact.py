@@ -13,7 +13,6 @@ Behaviour shared by every widget:
 """
 from __future__ import annotations
 
-import io
 import math
 import time
 import warnings
@@ -220,20 +219,6 @@ class Experiment:
         view = self.widget()
         display(view)
         return view
-
-
-def figure_png(fig: Figure, dpi: int = 80, colors: int = 0) -> bytes:
-    """PNG bytes of a figure; ``colors`` > 0 quantizes to a palette (smaller pages)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    if not colors:
-        return buf.getvalue()
-    from PIL import Image
-
-    img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB").quantize(colors=colors, method=Image.Quantize.FASTOCTREE)
-    small = io.BytesIO()
-    img.save(small, format="PNG", optimize=True)
-    return small.getvalue()
 
 
 class LiveView:
