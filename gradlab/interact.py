@@ -170,7 +170,7 @@ class Experiment:
         """Compute and draw once. Never raises: failures come back as ``Outcome.error``.
 
         With a ``canvas`` the result is drawn into that kept figure (a live widget's fast redraw);
-        without, into a new figure.
+        without, into a new one.
         """
         v = {**self.defaults(), **(values or {})}
         out = Outcome(values=v)
@@ -180,12 +180,7 @@ class Experiment:
                 warnings.simplefilter("ignore")  # overflow warnings of a diverging run are expected
                 out.result = self.compute(v, progress or (lambda f: None))
                 use_book_style()
-                if canvas is not None:
-                    out.figure = canvas.draw(self.plot, out.result)
-                else:
-                    fig = Figure(figsize=self.figsize, layout="constrained")
-                    self.plot(out.result, fig)
-                    out.figure = fig
+                out.figure = (canvas or KeptFigure(self.figsize, dpi=LIVE_DPI)).draw(self.plot, out.result)
             k = getattr(out.result, "diverged_at", None)
             parts = [diverged_message(k, getattr(out.result, "diverged_run", None))] if k is not None else []
             if self.describe is not None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 
-from .livefigure import KeptFigure
+from .livefigure import KeptFigure, canvas_image
 
 if TYPE_CHECKING:
     from .interact import Experiment
@@ -44,10 +44,7 @@ def encode_frame(fig: Figure) -> bytes:
     """A drawn figure as a lossless WebP of its 128-colour palette image."""
     from PIL import Image
 
-    canvas = fig.canvas
-    width, height = canvas.get_width_height(physical=True)
-    image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
-    small = image.quantize(colors=FRAME_COLOURS, method=Image.Quantize.FASTOCTREE)
+    small = canvas_image(fig).quantize(colors=FRAME_COLOURS, method=Image.Quantize.FASTOCTREE)
     out = io.BytesIO()
     small.save(out, format="WEBP", lossless=True, method=2, quality=50)
     return out.getvalue()

@@ -29,7 +29,7 @@ from matplotlib.gridspec import GridSpecBase, SubplotSpec
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
-__all__ = ["KeptFigure", "png_bytes"]
+__all__ = ["KeptFigure", "canvas_image", "png_bytes"]
 
 # Figure methods that make axes: a plot's calls to them are answered from the kept axes.
 _AXES_MAKERS = ("subplots", "add_subplot", "add_axes", "subplot_mosaic")
@@ -320,12 +320,13 @@ class KeptFigure:
         fig.set_layout_engine("none")
         moved = any(b.bounds != ax.get_position().bounds for b, ax in zip(before, fig.axes))
         if moved:
-            fig.canvas.draw()
+            with _ticks_once(self._glyphs):
+                fig.canvas.draw()
         return moved
 
 
-def png_bytes(fig: Figure) -> bytes:
-    """The PNG of a figure that has just been drawn: the canvas buffer, encoded for speed, not size."""
+def canvas_image(fig: Figure):
+    """The pixels of a figure that has just been drawn, as an RGB PIL image (no second draw)."""
     from PIL import Image
 
     canvas = fig.canvas
@@ -333,7 +334,11 @@ def png_bytes(fig: Figure) -> bytes:
         canvas = FigureCanvasAgg(fig)
         canvas.draw()
     width, height = canvas.get_width_height(physical=True)
-    image = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
+    return Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """The PNG of a figure that has just been drawn, encoded for speed, not size (the live widgets)."""
     out = io.BytesIO()
-    image.save(out, format="png", compress_level=1)
+    canvas_image(fig).save(out, format="png", compress_level=1)
     return out.getvalue()
