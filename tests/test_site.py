@@ -109,12 +109,14 @@ class Visit:
         A page that sends the browser on (index.html does) is followed to where it leads."""
         from playwright.sync_api import Error
 
-        for _ in range(5):
+        for _ in range(40):  # up to about 10 s: a redirect on a busy machine can take a while to start
             try:
                 return self.page.evaluate("() => window.__gradlabReady")
             except Error as exc:
                 if "context was destroyed" not in str(exc) and "navigat" not in str(exc):
                     raise
+                # the old page may still report "loaded" until the new one replaces it: give it time
+                self.page.wait_for_timeout(250)
                 self.page.wait_for_load_state("load")
         raise AssertionError(f"{self.page.url} kept navigating")
 
