@@ -186,7 +186,8 @@ def markdown(report: dict) -> str:
              f"device {report['device']} · {report['cpus']} CPU cores · load average at start "
              f"{report['load_at_start']} · {report['when']}", "",
              f"Latency: from the reader's input event (key press on a slider handle, dropdown change, click on Run) "
-             f"to the new figure decoded in the page; {report['repeats']} moves per control.", ""]
+             f"to the new figure decoded in the page; {report['repeats']} moves per control; "
+             f"prefetch of neighbouring settings {report.get('prefetch', 'on')}.", ""]
     for res in report["modes"]:
         lines += [f"### {res['mode']} mode", "",
                   "| chapter | widget | moves | median | p90 | max | median until new src | median until last picture "
@@ -249,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-repeats", type=int, default=3, help="presses of Run per training widget (default 3)")
     parser.add_argument("--chapters", default="", help="notebook names (without .ipynb), comma-separated; default all")
     parser.add_argument("--out", type=Path, help="JSON file to write (default: benchmarks/results/lab-<time>.json)")
+    parser.add_argument("--prefetch", choices=["on", "off"], default="on",
+                        help="live widgets draw the settings one key press away while idle (default on, as a "
+                             "reader gets); off measures every move as a cold redraw")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every move")
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
@@ -265,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"no chapter matches {sorted(wanted)}")
 
     os.environ.pop("GRADLAB_STATIC", None)
+    os.environ["GRADLAB_PREFETCH"] = "1" if args.prefetch == "on" else "0"  # the kernels inherit it
     os.environ.setdefault("GRADLAB_FAST", "1")  # only for listing the widgets here; the kernels get the mode's
     import gradlab  # noqa: F401
     from gradlab.device import device_name, pick_device
@@ -273,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
               "load_at_start": " ".join(f"{x:.1f}" for x in os.getloadavg()),
               "when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "targets": {"median_ms": MEDIAN_TARGET_MS, "widget_median_ms": WIDGET_TARGET_MS},
-              "repeats": args.repeats, "train_repeats": args.train_repeats, **_versions(), "modes": []}
+              "repeats": args.repeats, "prefetch": args.prefetch, "train_repeats": args.train_repeats, **_versions(), "modes": []}
     t0 = time.perf_counter()
     for mode in modes:
         report["modes"].append(bench_mode(mode, notebooks, args.repeats, args.train_repeats, args.verbose))

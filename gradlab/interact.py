@@ -13,16 +13,19 @@ Behaviour shared by every widget:
 """
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 import warnings
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 from matplotlib.figure import Figure
 
 from .divergence import diverged_message
 from .livefigure import KeptFigure, png_bytes
+from .modes import prefetch_enabled
 from .style import use_book_style
 
 __all__ = ["Control", "log_slider", "slider", "int_slider", "choice", "Experiment", "Outcome", "LiveView"]
@@ -30,6 +33,7 @@ __all__ = ["Control", "log_slider", "slider", "int_slider", "choice", "Experimen
 Progress = Callable[[float], None]
 ALERT_COLOUR = "#B34700"  # a diverged or failed run; 5.5:1 contrast on white
 LIVE_DPI = 80  # the live widget's figure: sharp on a laptop, small enough to send at once
+KEPT_FRAMES = 48  # pictures a live widget keeps for settings it has drawn (about 50 kB each)
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,34 @@ class Control:
             return str(int(value))
         return compact(value)
 
+    def key_step(self) -> float:
+        """How far one arrow key moves the slider (in decades for a log slider)."""
+        if self.kind == "log":
+            return self.step or (math.log10(self.high) - math.log10(self.low)) / 60
+        if self.kind == "int":
+            return self.step or 1
+        return self.step or (self.high - self.low) / 100
+
+    def neighbours(self, value: Any) -> list:
+        """The values one key press away from ``value``, as the front end computes them."""
+        if self.kind == "choice":
+            values = [v for _, v in self.options]
+            i = next((k for k, v in enumerate(values) if v == value), None)
+            return [] if i is None else [values[k] for k in (i + 1, i - 1) if 0 <= k < len(values)]
+        # The front end's slider sits on the grid low + k * step and a key moves to the next grid
+        # point up or down (from a value between grid points, to the nearest one on that side).
+        step = self.key_step()
+        lo, hi = (math.log10(self.low), math.log10(self.high)) if self.kind == "log" else (self.low, self.high)
+        x = math.log10(value) if self.kind == "log" else value
+        k = (x - lo) / step
+        up, down = lo + (math.floor(k + 1e-9) + 1) * step, lo + (math.ceil(k - 1e-9) - 1) * step
+        out = [p for p in (up, down) if lo - 1e-9 * step <= p <= hi + 1e-9 * step]
+        if self.kind == "log":
+            return [10.0 ** p for p in out]
+        if self.kind == "int":
+            return [int(round(p)) for p in out]
+        return out
+
     def make_widget(self, continuous: bool):
         """The ipywidgets control (works with ipywidgets 7.7+ and 8)."""
         import ipywidgets as W
@@ -72,13 +104,13 @@ class Control:
             # The front end's own readout formats with JavaScript's toPrecision, which writes 1e-6 as
             # 0.00000100 and overflows its box; LiveView shows describe() beside it instead.
             lo, hi = math.log10(self.low), math.log10(self.high)
-            return W.FloatLogSlider(value=self.default, base=10, min=lo, max=hi, step=self.step or (hi - lo) / 60,
+            return W.FloatLogSlider(value=self.default, base=10, min=lo, max=hi, step=self.key_step(),
                                     readout=False, continuous_update=continuous, **common)
         if self.kind == "int":
-            return W.IntSlider(value=self.default, min=self.low, max=self.high, step=self.step or 1,
+            return W.IntSlider(value=self.default, min=self.low, max=self.high, step=self.key_step(),
                                continuous_update=continuous, **common)
         return W.FloatSlider(value=self.default, min=self.low, max=self.high,
-                             step=self.step or (self.high - self.low) / 100, readout_format=".3g",
+                             step=self.key_step(), readout_format=".3g",
                              continuous_update=continuous, **common)
 
 
@@ -160,6 +192,7 @@ class Experiment:
     caption: str = ""
     describe: Callable[[Any], str] | None = None  # extra status text for a finished run
     alt: str = ""  # what the figure shows, for readers who cannot see it
+    repeatable: bool = True  # the same settings always give the same figure, so a drawn one may be reused
 
     def defaults(self) -> dict:
         """Every control at its default value."""
@@ -216,8 +249,21 @@ class Experiment:
         return view
 
 
+def _key(values: dict) -> tuple:
+    """A dictionary key for a setting: floats to 9 digits, so the front end's arithmetic and ours agree."""
+    return tuple((k, f"{v:.9g}" if isinstance(v, float) else repr(v)) for k, v in sorted(values.items()))
+
+
 class LiveView:
-    """The ipywidgets face of an :class:`Experiment`; ``last`` holds the latest :class:`Outcome`."""
+    """The ipywidgets face of an :class:`Experiment`; ``last`` holds the latest :class:`Outcome`.
+
+    A live (Run-less) widget of a repeatable experiment keeps the pictures it has drawn, and while
+    the kernel is idle it draws the settings one key press away from the current one, the next
+    step in the direction the reader last moved first. A key press then swaps in a picture that is
+    already made. Prefetching runs on the kernel's event loop between messages, one picture per
+    turn, and is dropped as soon as the reader moves; without a running loop (a script, a test) it
+    is off. ``GRADLAB_PREFETCH=0`` turns it off.
+    """
 
     def __init__(self, experiment: Experiment):
         import ipywidgets as W
@@ -233,6 +279,12 @@ class LiveView:
         self.last: Outcome | None = None
         self.canvas = KeptFigure(experiment.figsize, dpi=LIVE_DPI)
         self._progress_at = 0.0
+        self._frames: OrderedDict = OrderedDict()  # setting -> (png, status html, outcome)
+        self._queue: list[dict] = []
+        self._spare: KeptFigure | None = None  # prefetching draws here, never into what is shown
+        self._timer = None
+        self.hits = 0  # key presses answered from kept pictures (the tests and the benchmark read it)
+        self._keep = experiment.repeatable and not experiment.trains
         header = W.HTML(value=f"<b>{experiment.title}</b>")
         rows: list = [header]
         for control in experiment.controls:
@@ -253,8 +305,9 @@ class LiveView:
         else:
             self.button = None
             self.progress = None
-            for w in self.controls.values():
-                w.observe(lambda _change: self.refresh(), names="value")
+            for name, w in self.controls.items():
+                w.observe(lambda change, n=name: self.refresh(moved=(n, change["old"], change["new"])),
+                          names="value")
         rows += [self.status, self.figure]
         self.box = W.VBox(rows)
         self.box.add_class("gradlab-widget")
@@ -275,32 +328,119 @@ class LiveView:
             self.progress.value = fraction
             self._progress_at = now
 
-    def refresh(self) -> Outcome:
-        """Run with the controls' current values and redraw. Never raises."""
+    @staticmethod
+    def _status_html(outcome: Outcome) -> str:
+        msg = outcome.message or f"Done in {outcome.seconds:.2f} s."
+        colour = ALERT_COLOUR if outcome.alert else "inherit"
+        return f'<span style="color:{colour}">{msg}</span>'
+
+    def refresh(self, moved: tuple | None = None) -> Outcome:
+        """Run with the controls' current values and redraw. Never raises.
+
+        ``moved`` is (control name, old value, new value) when a control's change asked for it.
+        """
+        self._cancel_prefetch()
+        values = self.values()
+        kept = self._frames.get(_key(values)) if self._keep else None
+        if kept is not None:
+            png, html, outcome = kept
+            self._frames.move_to_end(_key(values))
+            self.figure.value = png
+            self.status.value = html
+            self.hits += 1
+            self.last = outcome
+            self._plan_prefetch(values, moved)
+            return outcome
         if self.button is not None:
             self.button.disabled = True
             self.status.value = "Running…"
         self._progress(0.0)
-        outcome = self.experiment.run(self.values(), progress=self._progress, canvas=self.canvas)
+        outcome = self.experiment.run(values, progress=self._progress, canvas=self.canvas)
+        png = None
         try:
             if outcome.figure is not None:
-                self.figure.value = png_bytes(outcome.figure)
+                png = png_bytes(outcome.figure)
+                self.figure.value = png
                 # Shown at once with the last layout; then the margins are fitted to the new tick
                 # labels and titles, and only if that moved anything is the figure sent again.
                 if self.canvas.settle():
-                    self.figure.value = png_bytes(outcome.figure)
+                    png = png_bytes(outcome.figure)
+                    self.figure.value = png
         except Exception as exc:  # drawing must not take the widget down either
             outcome.error = outcome.error or f"{type(exc).__name__}: {exc}"
+            png = None
         self._progress(1.0)
-        msg = outcome.message or f"Done in {outcome.seconds:.2f} s."
-        colour = ALERT_COLOUR if outcome.alert else "inherit"
-        self.status.value = f'<span style="color:{colour}">{msg}</span>'
+        self.status.value = self._status_html(outcome)
         if self.button is not None:
             self.button.disabled = False
         self.last = outcome
+        if png is not None:
+            self._store(values, png, outcome)
+        self._plan_prefetch(values, moved)
         return outcome
+
+    # Prefetching: the pictures one key press away, drawn while the kernel waits for the reader.
+
+    def _store(self, values: dict, png: bytes, outcome: Outcome) -> None:
+        if not self._keep:
+            return
+        self._frames[_key(values)] = (png, self._status_html(outcome), replace(outcome, figure=None))
+        while len(self._frames) > KEPT_FRAMES:
+            self._frames.popitem(last=False)
+
+    def _plan_prefetch(self, values: dict, moved: tuple | None) -> None:
+        if not (self._keep and prefetch_enabled()):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no event loop to wait on: nothing is idle time
+        plan: list[dict] = []
+        order = list(self.experiment.controls)
+        if moved is not None:  # the control just moved first, the next step in its direction first
+            order.sort(key=lambda c: c.name != moved[0])
+        for c in order:
+            near = c.neighbours(values[c.name])
+            if moved is not None and c.name == moved[0] and _is_number(moved[1]) and _is_number(moved[2]) \
+                    and moved[2] < moved[1]:
+                near.reverse()
+            plan += [{**values, c.name: v} for v in near]
+        self._queue = [v for v in plan if _key(v) not in self._frames]
+        if self._queue:
+            self._timer = loop.call_later(0.005, self._prefetch_one)
+
+    def _cancel_prefetch(self) -> None:
+        self._queue = []
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _prefetch_one(self) -> None:
+        """Draw the next queued setting into the spare figure and keep its picture; then yield."""
+        self._timer = None
+        if not self._queue:
+            return
+        values = self._queue.pop(0)
+        try:
+            if self._spare is None:
+                self._spare = KeptFigure(self.experiment.figsize, dpi=LIVE_DPI)
+            outcome = self.experiment.run(values, canvas=self._spare)
+            if outcome.figure is not None:
+                self._spare.settle()
+                self._store(values, png_bytes(outcome.figure), outcome)
+        except Exception:  # a picture drawn ahead is a nicety: any failure just stops it
+            self._queue = []
+            return
+        if self._queue:
+            # Back to the event loop before the next one, so a key press is never kept waiting
+            # behind more than one picture.
+            self._timer = asyncio.get_running_loop().call_later(0.005, self._prefetch_one)
 
     def _ipython_display_(self):
         from IPython.display import display
 
         display(self.box)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)

@@ -4,13 +4,15 @@
 published site is built without it (full mode).
 ``GRADLAB_STATIC=1`` is set by the book build: widgets then render as
 kernel-free figures whose controls swap results precomputed over a grid.
+``GRADLAB_PREFETCH=0`` turns off a live widget's drawing of the neighbouring settings while the
+kernel is idle (on by default; the latency benchmark turns it off to measure cold redraws).
 """
 from __future__ import annotations
 
 import os
 from typing import TypeVar
 
-__all__ = ["fast_mode", "static_mode", "pick"]
+__all__ = ["fast_mode", "static_mode", "prefetch_enabled", "pick"]
 
 T = TypeVar("T")
 _TRUE = {"1", "true", "yes", "on"}
@@ -24,6 +26,11 @@ def fast_mode() -> bool:
 def static_mode() -> bool:
     """True when ``GRADLAB_STATIC`` is set: the book build renders kernel-free figures."""
     return os.environ.get("GRADLAB_STATIC", "").strip().lower() in _TRUE
+
+
+def prefetch_enabled() -> bool:
+    """False when ``GRADLAB_PREFETCH`` is 0/false/no/off: live widgets then draw only what is asked."""
+    return os.environ.get("GRADLAB_PREFETCH", "1").strip().lower() not in {"0", "false", "no", "off"}
 
 
 def pick(full: T, fast: T) -> T:

@@ -1,4 +1,5 @@
 """The widget helper itself, on a toy experiment whose behaviour is known exactly."""
+import pytest
 import math
 import re
 from types import SimpleNamespace
@@ -104,3 +105,122 @@ def test_show_picks_static_html_when_building_the_book(monkeypatch, capsys):
     monkeypatch.setenv("GRADLAB_STATIC", "0")
     assert _toy().show() is not None
     assert "gl-data" not in capsys.readouterr().out.split("<IPython")[-1]
+
+
+# --- Prefetching: a live widget draws the settings one key press away while the kernel is idle.
+
+def _decoded(png: bytes):
+    import io
+
+    import matplotlib.image as mpimg
+
+    return mpimg.imread(io.BytesIO(png))
+
+
+def _fresh_png(exp, values) -> bytes:
+    from gradlab.interact import LIVE_DPI
+    from gradlab.livefigure import KeptFigure, png_bytes
+
+    kept = KeptFigure(exp.figsize, dpi=LIVE_DPI)
+    out = exp.run(values, canvas=kept)
+    kept.settle()
+    return png_bytes(out.figure)
+
+
+async def _idle(view, timeout=60.0):
+    import asyncio
+
+    for _ in range(int(timeout / 0.01)):
+        if not view._queue and view._timer is None:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("prefetching never finished")
+
+
+@pytest.mark.parametrize("name", ["ch01.loss_surface", "ch02.graph"])
+def test_prefetched_neighbour_is_served_and_looks_like_a_fresh_draw(name, monkeypatch):
+    """While idle, the view draws each control's neighbours; a key press then swaps one in, and the
+    picture is the one a fresh figure of that setting gives, pixel for pixel."""
+    import asyncio
+
+    import numpy as np
+
+    from gradlab.widgets import get
+
+    monkeypatch.delenv("GRADLAB_PREFETCH", raising=False)
+    exp = get(name)
+    control = exp.controls[0] if name == "ch02.graph" else next(c for c in exp.controls if c.name == "lr")
+
+    async def scenario():
+        view = exp.widget()
+        await _idle(view)
+        expected = sum(len(c.neighbours(exp.defaults()[c.name])) for c in exp.controls)
+        assert len(view._frames) == 1 + expected  # the shown setting and every neighbour
+        target = control.neighbours(control.default)[0]
+        view.controls[control.name].value = target
+        assert view.hits == 1
+        shown = view.figure.value
+        assert np.array_equal(_decoded(shown), _decoded(_fresh_png(exp, {**exp.defaults(), control.name: target})))
+        assert view.last.values[control.name] == target and view.last.ok
+        await _idle(view)
+        # moving up again: the next step up was drawn first and is there now
+        view.controls[control.name].value = control.neighbours(target)[0]
+        assert view.hits == 2
+
+    asyncio.run(scenario())
+
+
+def test_no_prefetch_without_an_event_loop_or_when_turned_off(monkeypatch):
+    import asyncio
+
+    from gradlab.widgets import get
+
+    exp = get("ch02.graph")
+    view = exp.widget()  # no running loop here: only the shown setting is kept
+    assert len(view._frames) == 1 and view._timer is None
+    monkeypatch.setenv("GRADLAB_PREFETCH", "0")
+
+    async def scenario():
+        v = exp.widget()
+        await asyncio.sleep(0.05)
+        assert len(v._frames) == 1 and v._timer is None
+
+    asyncio.run(scenario())
+
+
+def test_a_key_press_cancels_pending_prefetch(monkeypatch):
+    """The reader comes first: a change drops the queue planned for the old setting."""
+    import asyncio
+
+    from gradlab.widgets import get
+
+    monkeypatch.delenv("GRADLAB_PREFETCH", raising=False)
+    exp = get("ch01.loss_surface")
+    steps = next(c for c in exp.controls if c.name == "steps")
+
+    async def scenario():
+        view = exp.widget()
+        assert view._queue  # planned, not yet drawn
+        view.controls["steps"].value = steps.neighbours(steps.default)[0]
+        assert view.hits == 0  # nothing was drawn ahead yet: a cold redraw
+        assert all(q["steps"] == view.controls["steps"].value or q["steps"] in
+                   steps.neighbours(view.controls["steps"].value) for q in view._queue)
+        await _idle(view)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("kind, value, want", [
+    (("int", 10, 2000, 10), 200, [210, 190]),
+    (("int", 10, 2000, 10), 2000, [1990]),
+    (("float", -2.0, 2.0, 0.04), 0.5, [0.52, 0.48]),  # 0.5 is off the grid -2 + 0.04k: the nearest points
+    (("log", 1e-4, 1.0, None), 1e-2, [10 ** -1.95, 10 ** -2.05]),  # step 4/80 decades
+])
+def test_neighbours_follow_the_sliders_grid(kind, value, want):
+    from gradlab.interact import Control
+
+    k, lo, hi, step = kind
+    c = Control("x", "x", k, value, lo, hi, step)
+    if k == "log":
+        c = Control("x", "x", k, value, lo, hi, 4 / 80)
+    assert c.neighbours(value) == pytest.approx(want)
