@@ -260,9 +260,10 @@ class LiveView:
     A live (Run-less) widget of a repeatable experiment keeps the pictures it has drawn, and while
     the kernel is idle it draws the settings one key press away from the current one, the next
     step in the direction the reader last moved first. A key press then swaps in a picture that is
-    already made. Prefetching runs on the kernel's event loop between messages, one picture per
-    turn, and is dropped as soon as the reader moves; without a running loop (a script, a test) it
-    is off. ``GRADLAB_PREFETCH=0`` turns it off.
+    already made. It starts with the reader's first move (a notebook run top to bottom, or a widget
+    nobody touches, costs nothing), runs on the kernel's event loop between messages, one picture
+    per turn, and is dropped as soon as the reader moves again; without a running loop (a script)
+    it is off. ``GRADLAB_PREFETCH=0`` turns it off.
     """
 
     def __init__(self, experiment: Experiment):
@@ -283,7 +284,8 @@ class LiveView:
         self._queue: list[dict] = []
         self._spare: KeptFigure | None = None  # prefetching draws here, never into what is shown
         self._timer = None
-        self.hits = 0  # key presses answered from kept pictures (the tests and the benchmark read it)
+        self.hits = 0  # key presses answered from kept pictures (the tests read it)
+        self._touched = False  # no prefetching until the reader first moves a control
         self._keep = experiment.repeatable and not experiment.trains
         header = W.HTML(value=f"<b>{experiment.title}</b>")
         rows: list = [header]
@@ -389,7 +391,8 @@ class LiveView:
             self._frames.popitem(last=False)
 
     def _plan_prefetch(self, values: dict, moved: tuple | None) -> None:
-        if not (self._keep and prefetch_enabled()):
+        self._touched = self._touched or moved is not None
+        if not (self._keep and self._touched and prefetch_enabled()):
             return
         try:
             loop = asyncio.get_running_loop()

@@ -145,6 +145,7 @@ def test_prefetched_neighbour_is_served_and_looks_like_a_fresh_draw(name, monkey
 
     import numpy as np
 
+    from gradlab.interact import _key
     from gradlab.widgets import get
 
     monkeypatch.delenv("GRADLAB_PREFETCH", raising=False)
@@ -153,18 +154,23 @@ def test_prefetched_neighbour_is_served_and_looks_like_a_fresh_draw(name, monkey
 
     async def scenario():
         view = exp.widget()
+        await asyncio.sleep(0.05)
+        assert len(view._frames) == 1 and not view._queue  # nothing drawn ahead before the reader moves
+        start = control.neighbours(control.default)[-1]  # the reader's first move: one step down
+        view.controls[control.name].value = start
+        assert view.hits == 0
         await _idle(view)
-        expected = sum(len(c.neighbours(exp.defaults()[c.name])) for c in exp.controls)
-        assert len(view._frames) == 1 + expected  # the shown setting and every neighbour
-        target = control.neighbours(control.default)[0]
+        here = {**exp.defaults(), control.name: start}
+        settings = [exp.defaults(), here] + [{**here, c.name: v} for c in exp.controls for v in c.neighbours(here[c.name])]
+        assert set(view._frames) == {_key(v) for v in settings}  # default, start and every neighbour of start
+        target = control.neighbours(start)[-1]  # the next step down was drawn first
         view.controls[control.name].value = target
         assert view.hits == 1
         shown = view.figure.value
         assert np.array_equal(_decoded(shown), _decoded(_fresh_png(exp, {**exp.defaults(), control.name: target})))
         assert view.last.values[control.name] == target and view.last.ok
         await _idle(view)
-        # moving up again: the next step up was drawn first and is there now
-        view.controls[control.name].value = control.neighbours(target)[0]
+        view.controls[control.name].value = start  # and back up: kept from before
         assert view.hits == 2
 
     asyncio.run(scenario())
@@ -176,14 +182,16 @@ def test_no_prefetch_without_an_event_loop_or_when_turned_off(monkeypatch):
     from gradlab.widgets import get
 
     exp = get("ch02.graph")
-    view = exp.widget()  # no running loop here: only the shown setting is kept
-    assert len(view._frames) == 1 and view._timer is None
+    view = exp.widget()  # no running loop here: only the settings shown are kept
+    view.controls["step"].value = 1
+    assert len(view._frames) == 2 and view._timer is None
     monkeypatch.setenv("GRADLAB_PREFETCH", "0")
 
     async def scenario():
         v = exp.widget()
+        v.controls["step"].value = 1
         await asyncio.sleep(0.05)
-        assert len(v._frames) == 1 and v._timer is None
+        assert len(v._frames) == 2 and v._timer is None and not v._queue
 
     asyncio.run(scenario())
 
@@ -200,11 +208,14 @@ def test_a_key_press_cancels_pending_prefetch(monkeypatch):
 
     async def scenario():
         view = exp.widget()
-        assert view._queue  # planned, not yet drawn
-        view.controls["steps"].value = steps.neighbours(steps.default)[0]
+        first = steps.neighbours(steps.default)[0]
+        view.controls["steps"].value = first
+        assert view._queue and view.hits == 0  # planned, not yet drawn
+        second = steps.neighbours(first)[0]
+        view.controls["steps"].value = second
         assert view.hits == 0  # nothing was drawn ahead yet: a cold redraw
-        assert all(q["steps"] == view.controls["steps"].value or q["steps"] in
-                   steps.neighbours(view.controls["steps"].value) for q in view._queue)
+        assert view._queue and all(q["steps"] == second or q["steps"] in steps.neighbours(second)
+                                   for q in view._queue)  # the old plan is gone
         await _idle(view)
 
     asyncio.run(scenario())
