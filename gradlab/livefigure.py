@@ -72,7 +72,8 @@ def _flat_axes(result: Any) -> list[Axes]:
 def _empty(ax: Axes) -> None:
     """What ``ax.clear()`` does, except rebuilding the axis objects and their ticks (the slow part)."""
     for artist in list(ax._children):
-        artist.remove()
+        if artist in ax._children:  # removing a contour set also removes its labels (clabel)
+            artist.remove()
     if ax.legend_ is not None:
         ax.legend_.remove()
     ax.containers.clear()

@@ -79,6 +79,22 @@ def test_a_plot_that_changes_its_own_state_is_reset_between_draws():
         assert np.array_equal(got, pixels(KeptFigure((8, 3)).draw(_two_panels, n))), f"n = {n}"
 
 
+def test_labelled_contours_are_recycled():
+    """clabel's texts go when their contour set is removed: emptying the axes must not remove them twice."""
+    def contours(level, fig):
+        ax = fig.add_subplot()
+        x, y = np.meshgrid(np.linspace(-1, 1, 40), np.linspace(-1, 1, 40))
+        ax.clabel(ax.contour(x, y, x ** 2 + level * y ** 2, levels=4), fontsize=8)
+
+    use_book_style()
+    kept = KeptFigure((4, 3))
+    for level in (1.0, 3.0, 2.0):
+        kept.draw(contours, level)
+        kept.settle()
+        assert np.array_equal(pixels(kept.figure), pixels(KeptFigure((4, 3)).draw(contours, level))), level
+    assert kept.recycled == 2
+
+
 def test_a_colorbar_falls_back_to_fresh_figures():
     def with_colorbar(k, fig):
         ax = fig.add_subplot()
