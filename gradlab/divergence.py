@@ -27,5 +27,6 @@ def first_nonfinite(values: Iterable[float]) -> int | None:
 def diverged_message(step: int, run: str | None = None) -> str:
     """The sentence every widget shows when a run blows up; ``run`` names it when the figure shows several."""
     who = f"The run {run} " if run else ""
-    return (f"{who}diverged at step {step}: the loss became infinite or NaN. "
+    return (f"{who}diverged at step {step}: it blew up (its loss or its parameters became huge, infinite "
+            "or NaN). "
             "The figure shows the run up to that step; try a smaller learning rate.")
