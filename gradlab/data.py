@@ -1,5 +1,6 @@
-"""Chapter 1's real data and the convex loss on it: logistic regression on scikit-learn's
-breast-cancer set (569 tumours, 30 features), which ships inside scikit-learn (no download)."""
+"""Chapter 1's real data, which ships inside scikit-learn (no download): the breast-cancer set
+(569 tumours, 30 features) and the convex loss on it, logistic regression; and the handwritten digits
+(1,797 images of 8 × 8 pixels) that the chapter's small network is trained on."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from torch import Tensor
 
 from .device import real_dtype
 
-__all__ = ["breast_cancer", "LogisticTask", "logistic_task", "minimize"]
+__all__ = ["breast_cancer", "feature_conditioning", "digits", "LogisticTask", "logistic_task", "minimize"]
 
 
 @lru_cache(maxsize=None)
@@ -33,6 +34,40 @@ def breast_cancer(device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
     x, y = _standardized_breast_cancer()
     dtype = real_dtype(device)
     return torch.tensor(x, dtype=dtype, device=device), torch.tensor(y, dtype=dtype, device=device)
+
+
+def feature_conditioning() -> dict[str, float]:
+    """The condition number of XᵀX/N, the bias column included, for the raw breast-cancer features, centred only,
+    scaled only (each divided by its standard deviation) and standardized (both): Chapter 1's preconditioning."""
+    from sklearn.datasets import load_breast_cancer
+
+    raw = torch.tensor(load_breast_cancer().data, dtype=torch.float64)
+    mean, std = raw.mean(dim=0), raw.std(dim=0, unbiased=False)
+    out = {}
+    for name, x in (("raw", raw), ("centred", raw - mean), ("scaled", raw / std), ("standardized", (raw - mean) / std)):
+        xb = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)
+        eig = torch.linalg.eigvalsh(xb.T @ xb / len(x))
+        out[name] = float(eig[-1] / eig[0])
+    return out
+
+
+@lru_cache(maxsize=None)
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = data.data.astype(np.float64) / 16.0  # pixel intensities 0..16, to [0, 1]
+    y = data.target.astype(np.int64)
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
+
+
+def digits(device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """Pixel intensities in [0, 1] (1797, 64) and class labels 0..9 (1797,), loaded once per session."""
+    x, y = _digits()
+    return (torch.tensor(x, dtype=real_dtype(device), device=device),
+            torch.tensor(y, device=device))  # int64, as the labels are
 
 
 @dataclass(frozen=True, eq=False)

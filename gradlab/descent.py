@@ -177,21 +177,38 @@ def steps_to_tolerance(surface: Surface, start: tuple[float, float], config: Des
 
 @dataclass
 class ConvergenceRun:
-    """Full-batch gradient descent with η = 1/L on a convex task, next to the two textbook bounds."""
+    """Full-batch gradient descent with a constant η ≤ 1/L on a convex task, next to the two textbook bounds."""
 
     smoothness: float  # L
     strong_convexity: float  # μ
+    lr: float  # η
     gaps: Tensor  # f(w_k) − f*, k = 0..steps
-    sublinear_bound: Tensor  # L‖w_0 − w*‖² / (2k): any convex, L-smooth f (inf at k = 0)
-    linear_bound: Tensor  # (1 − μ/L)^k (f(w_0) − f*): μ-strongly convex f
+    sublinear_bound: Tensor  # ‖w_0 − w*‖² / (2ηk): any convex, L-smooth f and η ≤ 1/L (inf at k = 0)
+    linear_bound: Tensor  # (1 − μ/L)^k (f(w_0) − f*): μ-strongly convex f, η = 1/L
+
+    def sublinear_is_tighter(self) -> Tensor:
+        """Per step k ≥ 1, whether the 1/k bound lies below the geometric one."""
+        return self.sublinear_bound[1:] < self.linear_bound[1:]
+
+    def switches(self) -> list[int]:
+        """The steps k at which the tighter of the two bounds changes (the first step is k = 1)."""
+        tighter = self.sublinear_is_tighter()
+        return [int(k) + 2 for k in (tighter[1:] != tighter[:-1]).nonzero().flatten()]
 
 
-def convex_convergence(task: LogisticTask, steps: int) -> ConvergenceRun:
-    """Run ``torch.optim.SGD`` with η = 1/L on the full batch and measure f(w_k) − f* against both bounds."""
+def convex_convergence(task: LogisticTask, steps: int, lr: float | None = None) -> ConvergenceRun:
+    """Run ``torch.optim.SGD`` with step η (1/L by default) on the full batch; measure f(w_k) − f* against both bounds.
+
+    The 1/k bound ‖w_0 − w*‖²/(2ηk) holds for any η ≤ 1/L; at η = 1/L it is L‖w_0 − w*‖²/(2k). The geometric
+    bound is the one for η = 1/L.
+    """
     big_l, mu = task.smoothness(), task.strong_convexity()
+    lr = 1.0 / big_l if lr is None else lr
+    if not 0 < lr <= 1.0 / big_l * (1 + 1e-12):
+        raise ValueError(f"the bounds need 0 < η ≤ 1/L = {1 / big_l:.4g}; got η = {lr:.4g}")
     w_star, f_star = minimize(task)
     w = task.zeros().requires_grad_(True)
-    opt = torch.optim.SGD([w], lr=1.0 / big_l)
+    opt = torch.optim.SGD([w], lr=lr)
     gaps = []
     for k in range(steps + 1):
         opt.zero_grad()
@@ -202,6 +219,6 @@ def convex_convergence(task: LogisticTask, steps: int) -> ConvergenceRun:
             opt.step()
     k = torch.arange(steps + 1, dtype=torch.float64)
     r0 = float(((task.zeros() - w_star) ** 2).sum())
-    sub = torch.where(k > 0, big_l * r0 / (2 * k), torch.full_like(k, math.inf))
+    sub = torch.where(k > 0, r0 / (2 * lr * k), torch.full_like(k, math.inf))
     lin = (1 - mu / big_l) ** k * gaps[0]
-    return ConvergenceRun(big_l, mu, torch.tensor(gaps, dtype=torch.float64), sub, lin)
+    return ConvergenceRun(big_l, mu, lr, torch.tensor(gaps, dtype=torch.float64), sub, lin)

@@ -92,6 +92,14 @@ class Rosenbrock(Surface):
         r = y - x**2
         return torch.stack([-2 * (self.a - x) - 4 * self.b * x * r, 2 * self.b * r], dim=-1)
 
+    def hessian(self, p: Tensor) -> Tensor:
+        """The Hessian at each point, shape (..., 2, 2): it changes from place to place, unlike a quadratic's."""
+        x, y = p[..., 0], p[..., 1]
+        xx = 2 - 4 * self.b * (y - x**2) + 8 * self.b * x**2
+        xy = -4 * self.b * x
+        return torch.stack([torch.stack([xx, xy], dim=-1), torch.stack([xy, torch.full_like(x, 2 * self.b)], dim=-1)],
+                           dim=-2)
+
     def minimizers(self) -> list[tuple[float, float]]:
         return [(self.a, self.a**2)]
 

@@ -17,7 +17,7 @@ from torch import Tensor
 from .data import LogisticTask
 from .seeding import generator
 
-__all__ = ["noise_formula", "NoiseConfig", "GradientNoise", "gradient_noise",
+__all__ = ["noise_formula", "NoiseConfig", "GradientNoise", "gradient_noise", "error_ratio",
            "MinibatchConfig", "TrainingRun", "train_minibatch"]
 
 
@@ -73,6 +73,13 @@ def gradient_noise(task: LogisticTask, w: Tensor, config: NoiseConfig = NoiseCon
         out.measured[key] = torch.tensor(means, dtype=torch.float64)
         out.stderr[key] = torch.tensor(errs, dtype=torch.float64)
     return out
+
+
+def error_ratio(task: LogisticTask, small: int, large: int, draws: int = 10000, seed: int = 0) -> dict[str, float]:
+    """By what factor E‖g_B − g‖² at w = 0 falls from B = ``small`` to B = ``large``, measured with and without
+    replacement (Exercise 1.2)."""
+    noise = gradient_noise(task, task.zeros(), NoiseConfig(batch_sizes=(small, large), draws=draws, seed=seed))
+    return {key: float(m[0] / m[1]) for key, m in noise.measured.items()}
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,12 @@
 """Chapter 1's gradient descent: closed forms, parity with torch.optim.SGD, divergence, thresholds,
-saddle escape times, the convex convergence bound and preconditioning."""
+saddle escape times, the convex convergence bounds, preconditioning, momentum's stability, autograd at a
+kink, and the numbers the exercises' solutions state."""
 import math
 
 import pytest
 import torch
 
-from gradlab.data import logistic_task
+from gradlab.data import logistic_task, minimize
 from gradlab.descent import (DescentConfig, convex_convergence, descend, iterate, quadratic_closed_form,
                              stability_sweep, stability_threshold, steps_to_tolerance)
 from gradlab.landscapes import Quadratic, Rosenbrock, Saddle
@@ -167,3 +168,123 @@ def test_warmup_delays_the_escape_from_a_plateau():
     ramp = sum(math.log(1 + lr * min(1.0, (k + 1) / w)) for k in range(w)) / math.log(1 + lr)
     assert abs((warm.escaped_at - plain.escaped_at) - (w - ramp)) <= 1
     assert warm.escaped_at > plain.escaped_at + 0.4 * w
+
+
+# --- the convex rate for any η ≤ 1/L, and which bound is the tighter one (Chapter 1, convexity section) ---------
+
+def test_convex_bound_for_a_step_below_one_over_l():
+    """For η ≤ 1/L the 1/k bound is ‖w_0 − w*‖²/(2ηk); L‖w_0 − w*‖²/(2k) holds only at η = 1/L."""
+    task = logistic_task(l2=1e-2)
+    lr = 0.3 / task.smoothness()
+    run = convex_convergence(task, steps=pick(600, 200), lr=lr)
+    w_star, _ = minimize(task)
+    r0 = float((w_star**2).sum())
+    k = torch.arange(1, len(run.gaps), dtype=torch.float64)
+    torch.testing.assert_close(run.sublinear_bound[1:], r0 / (2 * lr * k))
+    assert bool((run.gaps[1:] <= run.sublinear_bound[1:] + 1e-12).all())
+    with pytest.raises(ValueError, match="1/L"):
+        convex_convergence(task, steps=5, lr=1.5 / task.smoothness())
+    # the L-form is false for small steps: f = (L/2)x² from x_0 = 1, η = 0.01/L, gap (L/2)(1 − 0.01)^{2k}
+    big_l, c, steps = 4.0, 0.01, 100
+    gap = 0.5 * big_l * (1 - c) ** (2 * steps)
+    assert gap > big_l * 1.0 / (2 * steps)  # above L‖x_0 − x*‖²/(2k)
+    assert gap <= 1.0 / (2 * (c / big_l) * steps)  # below ‖x_0 − x*‖²/(2ηk)
+    path = descend(Quadratic(kappa=big_l), (0.0, 1.0), DescentConfig(lr=c / big_l, steps=steps))
+    assert float(path.gaps[-1]) == pytest.approx(gap, rel=1e-12)
+
+
+def test_which_bound_is_tighter_at_each_step():
+    """The geometric bound starts lower (it begins at f(w_0) − f*); the 1/k bound overtakes it after a few steps."""
+    task = logistic_task(l2=1e-2)
+    steps = 300
+    run = convex_convergence(task, steps=steps)
+    # the same bounds from their definitions, with L, μ, w* and f* computed here
+    big_l = float(torch.linalg.eigvalsh(task.features.T @ task.features / task.n)[-1]) / 4 + 1e-2
+    w_star, f_star = minimize(task)
+    r0, gap0 = float((w_star**2).sum()), float(task.loss(task.zeros())) - f_star
+    sub = [big_l * r0 / (2 * k) for k in range(1, steps + 1)]
+    geo = [(1 - 1e-2 / big_l) ** k * gap0 for k in range(1, steps + 1)]
+    tighter = [s < g for s, g in zip(sub, geo)]
+    assert not tighter[0] and tighter[-1]  # geometric at k = 1, the 1/k bound at k = 300
+    switches = [k + 1 for k in range(1, steps) if tighter[k] != tighter[k - 1]]
+    assert run.switches() == switches and len(switches) == 1 and 5 < switches[0] < 100
+    # with κ = L/μ in the hundreds, the geometric bound wins again, but only after many steps
+    k = steps
+    while big_l * r0 / (2 * k) < (1 - 1e-2 / big_l) ** k * gap0:
+        k += 1
+    assert k > 1000
+
+
+# --- Rosenbrock: the local stability limit changes along the path (Chapter 1, the loss-surface explorer) -------
+
+def test_rosenbrock_learning_rates_against_the_local_limits():
+    surface, start = Rosenbrock(), (-1.5, 0.5)
+    top = lambda p: float(torch.linalg.eigvalsh(surface.hessian(torch.tensor(p, dtype=torch.float64)))[-1])  # noqa: E731
+    assert 1e-3 > 2 / top(start)  # η = 0.001 is already above the limit where the run starts
+    assert 1.9e-3 < 2 / top((1.0, 1.0)) < 3e-3  # η = 0.0019 is below the limit at the minimum, 0.003 above it
+    assert descend(surface, start, DescentConfig(lr=3e-3, steps=3000)).diverged_at is not None
+    # from many starts, η = 0.0019 ends at least five times lower than η = 0.001 after 3000 steps
+    starts = torch.tensor([start, (-1.5, 2.0), (-1.0, 1.0), (-0.5, 0.25), (0.0, 0.0), (-1.2, 1.0), (1.5, 1.5),
+                           (-1.5, 1.5)], dtype=torch.float64)
+    ends = iterate(surface, starts.repeat(2, 1), torch.tensor([1e-3] * 8 + [1.9e-3] * 8), DescentConfig(steps=3000))[-1]
+    slow, quick = surface.loss(ends).reshape(2, 8)
+    assert bool(torch.isfinite(quick).all()) and bool((quick * 5 < slow).all()), (slow, quick)
+
+
+# --- momentum (Chapter 1, "Momentum, briefly") ---------------------------------------------------------------------
+
+def test_heavy_ball_is_stable_up_to_two_one_plus_beta_over_l():
+    """Per eigenvalue λ, heavy ball is stable iff ηλ < 2(1 + β): momentum allows a larger step than 2/L."""
+    q, beta = Quadratic(kappa=100.0), 0.9
+    limit = 2 * (1 + beta) / q.smoothness
+    below = descend(q, (1.0, 1.0), DescentConfig(lr=0.98 * limit, momentum=beta, steps=3000))
+    above = descend(q, (1.0, 1.0), DescentConfig(lr=1.02 * limit, momentum=beta, steps=3000))
+    assert below.diverged_at is None and float(below.gaps[-1]) < float(below.gaps[0])
+    assert above.diverged_at is not None
+    # the effective step along the floor, η/(1 − β) = 10/L, diverges as a plain step but not inside momentum
+    assert descend(q, (-1.5, 1.0), DescentConfig(lr=10 / q.smoothness, steps=150)).diverged_at is not None
+    heavy = descend(q, (-1.5, 1.0), DescentConfig(lr=1 / q.smoothness, momentum=beta, steps=150))
+    plain = descend(q, (-1.5, 1.0), DescentConfig(lr=1 / q.smoothness, steps=150))
+    assert float(heavy.gaps[-1]) < 1e-3 * float(plain.gaps[-1])
+    assert bool((plain.losses[1:] <= plain.losses[:-1]).all()) and bool((heavy.losses[1:] > heavy.losses[:-1]).any())
+
+
+# --- autograd at a kink (Chapter 1, the math) ------------------------------------------------------------------------
+
+def test_autograd_at_a_kink_is_a_convention_not_a_subgradient():
+    x = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
+    (torch.relu(x) - torch.relu(-x)).backward()  # the identity function, slope 1 everywhere
+    assert float(x.grad) == 0.0
+    h = 1e-6
+    assert (max(h, 0) - max(-h, 0) - (max(-h, 0) - max(h, 0))) / (2 * h) == pytest.approx(1.0)
+    y = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
+    torch.abs(y).backward()
+    assert -1.0 <= float(y.grad) <= 1.0  # one kink alone: 0 is in |·|'s subdifferential [−1, 1]
+
+
+# --- the numbers the exercises' solutions state ----------------------------------------------------------------------
+
+def test_exercise_1_1_solution():
+    k = math.floor(math.log(1e6 / 0.7) / math.log(1.5)) + 1
+    assert k == 35 and math.log(1e6 / 0.7) / math.log(1.5) == pytest.approx(34.95, abs=0.005)
+    assert descend(Quadratic(kappa=10.0), (0.0, 0.7), DescentConfig(lr=0.25, steps=200)).diverged_at == k
+
+
+def test_exercise_1_3_solution():
+    cfg = DescentConfig(lr=0.1, steps=1000)
+    extra = saddle_run(Saddle(), 1e-8, cfg).escaped_at - saddle_run(Saddle(), 1e-6, cfg).escaped_at
+    assert math.log(100) / math.log(1.1) == pytest.approx(48.3, abs=0.05)
+    assert extra in (48, 49)
+
+
+def test_exercise_1_4_solution():
+    counts = {}
+    for kappa in (100.0, 1000.0):
+        # f_k = ½(1 − 1/κ)^{2k} once the steep coordinate is gone: the first k with (1 − 1/κ)^{2k} ≤ 2·10⁻⁶
+        formula = math.ceil(math.log(2e-6) / (2 * math.log(1 - 1 / kappa)))
+        cfg = DescentConfig(lr=1 / kappa, steps=20000)
+        assert steps_to_tolerance(Quadratic(kappa=kappa), (1.0, 1.0), cfg, tol=1e-6) == formula
+        assert formula == pytest.approx(kappa / 2 * math.log(5e5), rel=1e-2)
+        counts[kappa] = formula
+    assert counts == {100.0: 653, 1000.0: 6558}
+    assert counts[1000.0] / counts[100.0] == pytest.approx(10, rel=0.01)

@@ -57,3 +57,15 @@ def test_make_surface():
     assert isinstance(make_surface("rosenbrock"), Rosenbrock) and isinstance(make_surface("saddle"), Saddle)
     with pytest.raises(ValueError, match="unknown surface"):
         make_surface("himmelblau")
+
+
+def test_rosenbrock_hessian_equals_autograd():
+    for surface in (Rosenbrock(), Rosenbrock(a=0.5, b=20.0)):
+        g = torch.Generator().manual_seed(3)
+        pts = 3 * torch.rand(5, 2, generator=g, dtype=torch.float64) - 1.5
+        for p in pts:
+            torch.testing.assert_close(surface.hessian(p), hessian(lambda q: surface.loss(q))(p), rtol=1e-12, atol=1e-12)
+        assert surface.hessian(pts).shape == (5, 2, 2)
+    # at the minimum (1, 1) of the standard valley: [[802, −400], [−400, 200]]
+    h = Rosenbrock().hessian(torch.tensor([1.0, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(h, torch.tensor([[802.0, -400.0], [-400.0, 200.0]], dtype=torch.float64))

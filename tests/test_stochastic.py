@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch.func import hessian
 
-from gradlab.data import _standardized_breast_cancer, breast_cancer, logistic_task, minimize
-from gradlab.stochastic import MinibatchConfig, NoiseConfig, gradient_noise, noise_formula, train_minibatch
+from gradlab.data import _standardized_breast_cancer, breast_cancer, feature_conditioning, logistic_task, minimize
+from gradlab.stochastic import (MinibatchConfig, NoiseConfig, error_ratio, gradient_noise, noise_formula,
+                                train_minibatch)
 
 Z = 4.0  # standard errors: a correct formula fails this by chance about once in 16,000 comparisons
 
@@ -124,3 +125,38 @@ def test_progress_is_reported_per_update_and_reaches_one(task):
     train_minibatch(task, MinibatchConfig(batch_size=32, epochs=3), progress=seen.append)
     per_epoch = -(-task.n // 32)  # 569 examples: 18 updates, the last batch smaller
     assert seen == pytest.approx([k / (3 * per_epoch) for k in range(1, 3 * per_epoch + 1)])
+
+
+def test_exercise_1_2_ratios(task):
+    """From B = 128 to 512 the error falls by 4 with replacement and by 4·441/57 ≈ 30.9 without."""
+    ratios = error_ratio(task, 128, 512, draws=10000)
+    predicted = {"with": 4.0, "without": 4 * (569 - 128) / (569 - 512)}
+    assert predicted["without"] == pytest.approx(30.9, abs=0.05)
+    # each mean squared error is estimated within about 1% (10,000 draws): the ratio within a few percent
+    for key in ratios:
+        assert ratios[key] == pytest.approx(predicted[key], rel=0.05), (key, ratios)
+
+
+def test_standardizing_is_a_diagonal_scaling_and_a_non_diagonal_centring():
+    from sklearn.datasets import load_breast_cancer
+
+    cond = feature_conditioning()
+    raw = torch.tensor(load_breast_cancer().data, dtype=torch.float64)
+    ones = torch.ones(len(raw), 1, dtype=torch.float64)
+    xb = torch.cat([raw, ones], dim=1)
+    h = xb.T @ xb / len(raw)
+    std = raw.std(dim=0, unbiased=False)
+    # scaling alone is the diagonal change of coordinates D = diag(1/s, 1) applied to XᵀX/N
+    d = torch.cat([1 / std, torch.ones(1, dtype=torch.float64)])
+    eig = torch.linalg.eigvalsh(d[:, None] * h * d[None, :])
+    assert cond["scaled"] == pytest.approx(float(eig[-1] / eig[0]), rel=1e-6)
+    # centring is the change of coordinates (w, b) ↦ (w, b − wᵀm): not diagonal, it mixes the bias into every weight
+    m = torch.eye(31, dtype=torch.float64)
+    m[30, :30] = -raw.mean(dim=0)
+    torch.testing.assert_close(xb @ m, torch.cat([raw - raw.mean(dim=0), ones], dim=1))
+    assert bool((m - torch.diag(torch.diagonal(m))).abs().max() > 0)
+    # standardized features: XᵀX/N is the correlation matrix with a 1 added for the bias
+    corr = torch.linalg.eigvalsh(torch.corrcoef(raw.T))
+    assert cond["standardized"] == pytest.approx(float(corr[-1] / corr[0]), rel=1e-6)
+    assert cond["raw"] > cond["centred"] > cond["scaled"] > cond["standardized"]
+    assert cond["raw"] / cond["scaled"] > 1e5 and cond["scaled"] / cond["standardized"] > 10

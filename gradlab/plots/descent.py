@@ -1,4 +1,5 @@
-"""Plots of Chapter 1 (gradient descent): paths on contour maps, loss curves, thresholds, noise, escapes."""
+"""Plots of Chapter 1 (gradient descent): paths on contour maps, loss curves, thresholds, noise, escapes,
+a small network's minima and an online learner tracking a moving optimum."""
 from __future__ import annotations
 
 import functools
@@ -9,14 +10,17 @@ import torch
 from matplotlib.axes import Axes
 
 from ..descent import ConvergenceRun, DescentPath, StabilitySweep
-from ..saddles import EscapeSweep, SaddleRun
 from ..landscapes import Surface
+from ..minima import Interpolation, TrainedNets
+from ..online import TrackingRun, steady_error
+from ..saddles import EscapeSweep, SaddleRun
 from ..stochastic import GradientNoise, TrainingRun
 from ..style import PALETTE, series_style
 from . import axes_or_new
 
 __all__ = ["plot_surface", "plot_path", "plot_gaps", "plot_stability", "plot_gradient_noise", "plot_training",
-           "plot_saddle_loss", "plot_manifold_distance", "plot_escape", "plot_convergence"]
+           "plot_saddle_loss", "plot_manifold_distance", "plot_escape", "plot_convergence", "plot_final_losses",
+           "plot_interpolation", "plot_tracking", "plot_tracking_error"]
 
 TINY = 1e-16  # floor for log axes: a gap of exactly 0 would vanish from the plot
 
@@ -159,7 +163,7 @@ def plot_manifold_distance(run: SaddleRun, ax: Axes | None = None) -> Axes:
     ax.semilogy(k, y, color=PALETTE[0], label="measured $|y_k|$")
     rate = (1 + run.path.config.lr * abs(run.path.surface.negative_curvature))
     ax.semilogy(k, np.clip(max(run.offset, TINY) * rate ** k, TINY, 10), color="black", linestyle=":",
-                label=r"$\delta\,(1 + \eta|\lambda|)^k$")
+                label=r"$|y_0|\,(1 + \eta|\lambda|)^k$")
     ax.set(xlabel="step $k$", ylabel="distance from stable manifold", ylim=(max(min(y.min(), run.offset), TINY) / 10, 10))
     ax.set_title("escape: exponential in $k$")
     ax.legend(fontsize=10, loc="lower right")
@@ -167,7 +171,7 @@ def plot_manifold_distance(run: SaddleRun, ax: Axes | None = None) -> Axes:
 
 
 def plot_escape(sweep: EscapeSweep, ax: Axes | None = None) -> Axes:
-    """Escape step against the offset δ (log x): measured markers, formula lines, and the noisy runs' floor."""
+    """Escape step against the start's offset y₀ (log x): measured markers, formula lines, and the noisy runs' floor."""
     ax = axes_or_new(ax)
     d = sweep.offsets.numpy()
     for i, lr in enumerate(sweep.lrs):
@@ -175,11 +179,11 @@ def plot_escape(sweep: EscapeSweep, ax: Axes | None = None) -> Axes:
         ax.plot(d, sweep.measured[i].numpy(), marker=style["marker"], color=style["color"], linestyle="none",
                 markersize=8, label=f"measured, η = {lr:g}")
         ax.plot(d, sweep.predicted[i].numpy(), color=style["color"], linestyle=style["linestyle"],
-                label=rf"$\ln(r/\delta)\,/\ln(1+\eta|\lambda|)$, η = {lr:g}")
+                label=rf"$\ln(r/y_0)\,/\ln(1+\eta|\lambda|)$, η = {lr:g}")
     style = series_style(len(sweep.lrs))
     ax.plot(d, sweep.noisy.numpy(), marker=style["marker"], color=style["color"], linestyle=style["linestyle"],
             label=f"η = {sweep.lrs[0]:g} with noise σ = {sweep.noise:g}")
-    ax.set(xscale="log", xlabel=r"offset $\delta$ from the stable manifold", ylabel="steps to escape")
+    ax.set(xscale="log", xlabel=r"start $y_0$: offset from the stable manifold", ylabel="steps to escape")
     ax.invert_xaxis()  # closer to the manifold, to the right
     ax.legend(fontsize=10)
     return ax
@@ -191,9 +195,73 @@ def plot_convergence(run: ConvergenceRun, ax: Axes | None = None) -> Axes:
     k = np.arange(1, len(run.gaps))
     ax.loglog(k, run.gaps[1:].numpy().clip(TINY), color=PALETTE[0], label="measured $f(w_k) - f^*$")
     ax.loglog(k, run.sublinear_bound[1:].numpy(), color=PALETTE[1], linestyle="--",
-              label=r"convex bound $L\|w_0 - w^*\|^2 / 2k$")
+              label=(r"convex bound $L\|w_0 - w^*\|^2 / 2k$" if abs(run.lr * run.smoothness - 1) < 1e-9
+                     else r"convex bound $\|w_0 - w^*\|^2 / 2\eta k$"))
     ax.loglog(k, run.linear_bound[1:].numpy(), color=PALETTE[2], linestyle="-.",
               label=r"strongly convex bound $(1-\mu/L)^k\,(f(w_0) - f^*)$")
     ax.set(xlabel="step $k$", ylabel="suboptimality", ylim=(max(float(run.gaps[1:].min()), 1e-14) / 10, None))
     ax.legend(fontsize=10, loc="lower left")
+    return ax
+
+
+def plot_final_losses(runs: Sequence[TrainedNets], ax: Axes | None = None) -> Axes:
+    """Where each seed's run ended, f(θ), one column of points per network width."""
+    ax = axes_or_new(ax)
+    for i, run in enumerate(runs):
+        style = series_style(i)
+        losses = run.losses.cpu().numpy()
+        spread = np.linspace(-0.15, 0.15, len(losses)) if len(losses) > 1 else np.zeros(1)
+        ax.plot(i + spread, losses, marker=style["marker"], color=style["color"], linestyle="none", markersize=9,
+                label=f"{run.config.hidden} hidden units")
+    ax.set(xticks=range(len(runs)), xticklabels=[f"{r.config.hidden} hidden units" for r in runs],
+           xlim=(-0.6, len(runs) - 0.4),
+           ylim=(0, None), ylabel=r"loss where the run ended, $f(\theta)$")
+    ax.set_title(f"one point per seed, {runs[0].config.steps} steps each")
+    return ax
+
+
+def plot_interpolation(line: Interpolation, ax: Axes | None = None) -> Axes:
+    """f along straight lines from one solution: to another seed's, to a shuffled copy of itself, to the other aligned."""
+    ax = axes_or_new(ax)
+    t = line.ts.cpu().numpy()
+    for i, (values, label) in enumerate(((line.between, r"$\theta_A$ to $\theta_B$, another seed's solution"),
+                                         (line.permuted, r"$\theta_A$ to itself shuffled (same function)"),
+                                         (line.aligned, r"$\theta_A$ to $\theta_B$ with units matched"))):
+        style = series_style(i)
+        ax.plot(t, values.cpu().numpy(), color=style["color"], linestyle=style["linestyle"], marker=style["marker"],
+                markersize=5, label=label)
+    top = float(max(line.between.max(), line.permuted.max(), line.aligned.max()))
+    ax.set(xlabel=r"position $t$ on the line $(1-t)\,\theta_A + t\,\theta_B$", ylabel=r"loss $f(\theta)$", xlim=(0, 1),
+           ylim=(0, 1.4 * top))  # headroom for the legend
+    ax.set_title("the loss along straight lines between solutions")
+    ax.legend(fontsize=10, loc="upper left")
+    return ax
+
+
+def plot_tracking(run: TrackingRun, ax: Axes | None = None) -> Axes:
+    """One coordinate of the optimum w*_k and of each schedule's w_k in the first stream, against the step k."""
+    ax = axes_or_new(ax)
+    k = np.arange(len(run.optimum))
+    ax.plot(k, run.optimum.numpy(), color="0.4", linewidth=3.0, label="optimum $w^*_k$")
+    for i, name in enumerate(run.schedules):
+        style = series_style(i)
+        ax.plot(k, run.weights[i].numpy(), color=style["color"], linestyle=style["linestyle"], linewidth=1.6,
+                label=f"$w_k$, {name} η")
+    ax.set(xlabel="example $k$ of the stream", ylabel="first coordinate")
+    ax.legend(fontsize=10)
+    return ax
+
+
+def plot_tracking_error(run: TrackingRun, ax: Axes | None = None, legend: bool = True) -> Axes:
+    """‖w_k − w*_k‖² (mean over the streams) against k, log-log, with the constant rate's predicted level."""
+    ax = axes_or_new(ax)
+    k = np.arange(1, run.errors.shape[1])
+    for i, name in enumerate(run.schedules):
+        style = series_style(i)
+        ax.loglog(k, run.errors[i, 1:].numpy().clip(TINY), color=style["color"], linestyle=style["linestyle"],
+                  label=f"{name} η")
+    ax.axhline(steady_error(run.config), color="black", linestyle=":", linewidth=1.5, label="predicted level, constant η")
+    ax.set(xlabel="example $k$ of the stream", ylabel=r"$\|w_k - w^*_k\|^2$")
+    if legend:
+        ax.legend(fontsize=10, loc="lower left")
     return ax

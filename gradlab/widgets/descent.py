@@ -100,7 +100,7 @@ def batch_noise() -> Experiment:
 
 @register("ch01.saddle")
 def saddle() -> Experiment:
-    """Plain gradient descent started δ away from a saddle's stable manifold, with or without gradient noise."""
+    """Plain gradient descent started at (1, y₀), y₀ away from a saddle's stable manifold, with or without gradient noise."""
     surface = Saddle()
 
     def compute(v, progress):
@@ -120,7 +120,7 @@ def saddle() -> Experiment:
     return Experiment(
         "Escaping a saddle",
         [choice("noise", "gradient noise σ", [("0 (plain GD)", 0.0), ("1e-4", 1e-4), ("1e-3", 1e-3), ("1e-2", 1e-2)]),
-         log_slider("offset", "offset δ from the stable manifold", 1e-6, 1e-8, 1e-1, grid=(1e-8, 1e-6, 1e-4, 1e-2)),
+         log_slider("offset", "start y₀ (offset from the stable manifold)", 1e-6, 1e-8, 1e-1, grid=(1e-8, 1e-6, 1e-4, 1e-2)),
          log_slider("lr", "learning rate η", 0.1, 0.01, 0.5),
          int_slider("steps", "steps", 300, 50, 1000, 10)],
         compute=compute, plot=plot, trains=False, figsize=(11.0, 4.4), describe=describe,
