@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -22,13 +22,15 @@ from .device import sync
 
 __all__ = ["seeded_mlp", "ModesConfig", "MapConfig", "ModesResult", "mlp_of_flat_params", "time_modes",
            "time_modes_io", "median_seconds",
-           "FlopRow", "count_flops", "backward_cost_table",
+           "FlopRow", "count_flops", "backward_flop_ratio", "backward_cost_table",
            "DepthConfig", "JacobianChain", "jacobian_chain"]
 
 
-def median_seconds(fn: Callable[[], object], repeats: int = 5, device: torch.device | str = "cpu") -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs after one warm-up run."""
-    fn()
+def median_seconds(fn: Callable[[], object], repeats: int = 5, device: torch.device | str = "cpu",
+                   warmup: bool = True) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` runs, after one warm-up run unless ``warmup`` is False."""
+    if warmup:
+        fn()
     times = []
     for _ in range(repeats):
         sync(device)
@@ -96,13 +98,15 @@ class MapConfig:
 
 @dataclass
 class ModesResult:
-    """Input sizes and median seconds for the full Jacobian by forward and by reverse mode."""
+    """Input sizes, median seconds and counted matmul FLOPs for the full Jacobian by forward and by reverse mode."""
 
     n_in: list[int]
     forward_s: list[float]
     reverse_s: list[float]
     n_out: int
-    x_label: str = "number of parameters P"
+    x_label: str = "number of parameters p"
+    forward_flops: list[int] = field(default_factory=list)
+    reverse_flops: list[int] = field(default_factory=list)
 
 
 def _time_both(f: Callable, v: torch.Tensor, repeats: int, device: torch.device | str) -> tuple[float, float]:
@@ -110,9 +114,19 @@ def _time_both(f: Callable, v: torch.Tensor, repeats: int, device: torch.device 
             median_seconds(lambda: jacrev(f)(v), repeats, device))
 
 
+def _flops(fn: Callable[[], object]) -> int:
+    with FlopCounterMode(display=False) as fc:
+        fn()
+    return fc.get_total_flops()
+
+
 def time_modes(cfg: ModesConfig, seed: int = 0, device: torch.device | str = "cpu",
                progress: Callable[[float], None] | None = None) -> ModesResult:
-    """The gradient of a scalar loss of an MLP: jacfwd (one JVP per parameter) against jacrev (one VJP)."""
+    """The gradient of a scalar loss of an MLP: jacfwd (one JVP per parameter) against jacrev (one VJP).
+
+    Besides the median times, the matmul FLOPs of each are counted: jacfwd's p JVPs run as one
+    batched (vmapped) computation, so its count grows with p times a pass while its time need not.
+    """
     res = ModesResult([], [], [], 1)
     for k, w in enumerate(cfg.widths):
         f, theta = mlp_of_flat_params(w, 1, seed=seed, device=device)
@@ -120,6 +134,8 @@ def time_modes(cfg: ModesConfig, seed: int = 0, device: torch.device | str = "cp
         fwd, rev = _time_both(f, theta, cfg.repeats, device)
         res.forward_s.append(fwd)
         res.reverse_s.append(rev)
+        res.forward_flops.append(_flops(lambda: jacfwd(f)(theta)))
+        res.reverse_flops.append(_flops(lambda: jacrev(f)(theta)))
         if progress is not None:
             progress((k + 1) / len(cfg.widths))
     return res
@@ -168,6 +184,13 @@ def count_flops(make_output: Callable[[], torch.Tensor]) -> tuple[int, int]:
     with FlopCounterMode(display=False) as fc:
         loss.backward()
     return fwd, fc.get_total_flops()
+
+
+def backward_flop_ratio(sizes: list[int], batch: int = 32, seed: int = 0) -> float:
+    """Backward over forward matmul FLOPs of ``seeded_mlp(sizes)`` on a batch that needs no gradient."""
+    mlp = seeded_mlp(sizes, seed)
+    fwd, bwd = count_flops(lambda: mlp(torch.randn(batch, sizes[0], generator=generator(seed + 1))))
+    return bwd / fwd
 
 
 def _cases(scale: int, seed: int, device: torch.device | str) -> dict[str, Callable[[], torch.Tensor]]:

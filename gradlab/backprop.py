@@ -7,7 +7,7 @@ the batch, the upstream gradient of every example carries a factor 1/N.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -20,7 +20,7 @@ __all__ = [
     "TwoLayerConfig", "init_two_layer", "make_batch", "forward", "backward",
     "linear_backward", "relu_backward", "softmax_xent_backward", "HandTwoLayer",
     "tied_layer_grads", "BackwardCheck", "check_backward", "AccumulationConfig", "AccumulationRun",
-    "train_accumulating",
+    "train_accumulating", "regression_smoothness", "divergence_threshold",
 ]
 
 Params = dict[str, torch.Tensor]
@@ -28,7 +28,7 @@ Params = dict[str, torch.Tensor]
 
 @dataclass(frozen=True)
 class TwoLayerConfig:
-    """Sizes of the two-layer classifier: inputs D, hidden units H, classes C, batch N."""
+    """Sizes of the two-layer classifier: inputs d_0, hidden units d_1, classes C, batch N."""
 
     n_in: int = 4
     n_hidden: int = 8
@@ -38,7 +38,7 @@ class TwoLayerConfig:
 
 def init_two_layer(cfg: TwoLayerConfig, seed: int = 0, device: torch.device | str = "cpu",
                    dtype: torch.dtype = torch.float64) -> Params:
-    """Random weights: W1 (H, D), b1 (H,), W2 (C, H), b2 (C,)."""
+    """Random weights: W1 (d_1, d_0), b1 (d_1,), W2 (C, d_1), b2 (C,)."""
     g = generator(seed)
     shapes = {"W1": (cfg.n_hidden, cfg.n_in), "b1": (cfg.n_hidden,),
               "W2": (cfg.n_classes, cfg.n_hidden), "b2": (cfg.n_classes,)}
@@ -47,7 +47,7 @@ def init_two_layer(cfg: TwoLayerConfig, seed: int = 0, device: torch.device | st
 
 def make_batch(cfg: TwoLayerConfig, seed: int = 1, device: torch.device | str = "cpu",
                dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
-    """A random batch: inputs X (N, D) and integer labels y (N,)."""
+    """A random batch: inputs X (N, d_0) and integer labels y (N,)."""
     g = generator(seed)
     x = torch.randn(cfg.batch, cfg.n_in, generator=g, dtype=dtype)
     y = torch.randint(cfg.n_classes, (cfg.batch,), generator=g)
@@ -56,11 +56,11 @@ def make_batch(cfg: TwoLayerConfig, seed: int = 1, device: torch.device | str = 
 
 def forward(p: Params, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict]:
     """Mean cross-entropy of linear-ReLU-linear; also returns what backward needs (the cache)."""
-    z1 = x @ p["W1"].T + p["b1"]  # (N, H)
-    a1 = torch.relu(z1)  # (N, H)
-    z2 = a1 @ p["W2"].T + p["b2"]  # (N, C), the logits
+    z1 = x @ p["W1"].T + p["b1"]  # (N, d_1)
+    h1 = torch.relu(z1)  # (N, d_1)
+    z2 = h1 @ p["W2"].T + p["b2"]  # (N, C), the logits
     loss = F.cross_entropy(z2, y)  # scalar, mean over the N rows
-    return loss, {"x": x, "y": y, "z1": z1, "a1": a1, "z2": z2}
+    return loss, {"x": x, "y": y, "z1": z1, "h1": h1, "z2": z2}
 
 
 def softmax_xent_backward(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -81,9 +81,9 @@ def relu_backward(g: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 def backward(p: Params, cache: dict) -> Params:
     """Every gradient of the two-layer network by hand, each with the shape of its tensor."""
     g2 = softmax_xent_backward(cache["z2"], cache["y"])  # (N, C)
-    da1, dW2, db2 = linear_backward(g2, cache["a1"], p["W2"])  # (N, H), (C, H), (C,)
-    g1 = relu_backward(da1, cache["z1"])  # (N, H)
-    dx, dW1, db1 = linear_backward(g1, cache["x"], p["W1"])  # (N, D), (H, D), (H,)
+    dh1, dW2, db2 = linear_backward(g2, cache["h1"], p["W2"])  # (N, d_1), (C, d_1), (C,)
+    g1 = relu_backward(dh1, cache["z1"])  # (N, d_1)
+    dx, dW1, db1 = linear_backward(g1, cache["x"], p["W1"])  # (N, d_0), (d_1, d_0), (d_1,)
     return {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2, "x": dx, "z1": g1, "z2": g2}
 
 
@@ -107,7 +107,7 @@ class HandTwoLayer(torch.autograd.Function):
 
 
 def tied_layer_grads(W: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For L = sum(tanh(W tanh(W x))) (one W used twice), dL/dW from each use; their sum is the gradient."""
+    """For loss = sum(tanh(W tanh(W x))) (one W used twice), its gradient from each use; their sum is the gradient."""
     h = torch.tanh(x @ W.T)  # first use of W
     out = torch.tanh(h @ W.T)  # second use of W
     g_out = 1 - out**2  # dL/d(pre-activation of the second use)
@@ -181,12 +181,37 @@ class AccumulationRun:
     diverged_at: int | None = None
 
 
+def _regression(cfg: AccumulationConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = generator(seed)
+    x = torch.randn(cfg.n, cfg.dim, generator=g)
+    return x, x @ torch.randn(cfg.dim, 1, generator=g) + 0.1 * torch.randn(cfg.n, 1, generator=g)
+
+
+def regression_smoothness(cfg: AccumulationConfig, seed: int = 0) -> float:
+    """L of the regression's mean squared error in (weight, bias): 2 λ_max(X̃ᵀX̃ / n), X̃ = [X, 1]."""
+    x, _ = _regression(cfg, seed)
+    xt = torch.cat([x, torch.ones(cfg.n, 1)], dim=1).double()
+    return 2 * float(torch.linalg.eigvalsh(xt.T @ xt / cfg.n)[-1])
+
+
+def divergence_threshold(cfg: AccumulationConfig, seed: int = 0, steps: int = 2000, bits: int = 10) -> float:
+    """The learning rate above which :func:`train_accumulating` diverges within ``steps``, in units of 2/L.
+
+    Found by bisection between 0.5 and 4 times 2/L; Exercise 2.7 compares the runs with and without ``zero_grad()``.
+    """
+    unit = 2 / regression_smoothness(cfg, seed)
+    lo, hi = 0.5, 4.0
+    for _ in range(bits):
+        mid = (lo + hi) / 2
+        run = train_accumulating(replace(cfg, lr=mid * unit, steps=steps), seed)
+        lo, hi = (lo, mid) if run.diverged_at is not None else (mid, hi)
+    return (lo + hi) / 2
+
+
 def train_accumulating(cfg: AccumulationConfig, seed: int = 0, device: torch.device | str = "cpu",
                        progress: Callable[[float], None] | None = None) -> AccumulationRun:
     """Train with ``optimizer.zero_grad()`` called each step (``cfg.zero_grad``) or forgotten."""
-    g = generator(seed)
-    x = torch.randn(cfg.n, cfg.dim, generator=g)
-    y = x @ torch.randn(cfg.dim, 1, generator=g) + 0.1 * torch.randn(cfg.n, 1, generator=g)
+    x, y = _regression(cfg, seed)
     x, y = x.to(device), y.to(device)
     model = torch.nn.Linear(cfg.dim, 1).to(device)
     for prm in model.parameters():  # start at zero: no global random state involved

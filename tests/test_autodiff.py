@@ -4,8 +4,8 @@ import torch
 from torch import nn
 from torch.func import jacfwd, jacrev
 
-from gradlab.autodiff import (DepthConfig, MapConfig, ModesConfig, backward_cost_table, count_flops,
-                              jacobian_chain, mlp_of_flat_params, seeded_mlp, time_modes, time_modes_io)
+from gradlab.autodiff import (DepthConfig, MapConfig, ModesConfig, backward_cost_table, backward_flop_ratio,
+                              count_flops, jacobian_chain, mlp_of_flat_params, seeded_mlp, time_modes, time_modes_io)
 from gradlab.seeding import generator
 
 
@@ -94,8 +94,32 @@ def test_jacobian_product_gives_autograds_gradient_at_every_layer(activation):
 
 def test_init_scale_decides_whether_the_gradient_shrinks_or_grows():
     ratio = lambda **kw: (lambda c: c.grad_norms[0] / c.grad_norms[-1])(jacobian_chain(DepthConfig(**kw)))  # noqa
-    assert ratio(activation="sigmoid", gain=1.0) < 1e-6  # σ' ≤ 1/4 at every layer
+    assert ratio(activation="sigmoid", gain=1.0) < 1e-6  # sigmoid' ≤ 1/4 at every layer
     assert ratio(activation="tanh", gain=0.5) < 1e-3
     assert ratio(activation="relu", gain=2.5) > 1e3
     a = jacobian_chain(DepthConfig(depth=5))
     assert a.grad_norms == jacobian_chain(DepthConfig(depth=5)).grad_norms  # deterministic
+
+
+def test_forward_mode_counts_p_tangent_passes_and_reverse_mode_one_backward():
+    # the model: x (batch 8, 8 inputs) -> width -> width -> 1, tanh between; FlopCounterMode counts matmuls only.
+    # Forward pass F = Σ 2·batch·in·out. A tangent through a layer needs dW·x and, except in the first layer
+    # (x is data), W·dx: 2F - F_1 per tangent. jacfwd pushes p tangents (vmapped) next to the primal pass
+    # (which it counts up to a pass once more); jacrev runs the forward and one backward, 2F - F_1 (Experiment 3).
+    r = time_modes(ModesConfig(widths=(3, 6), repeats=1))
+    for w, p, fwd, rev in zip((3, 6), r.n_in, r.forward_flops, r.reverse_flops):
+        layers = [2 * 8 * a * b for a, b in ((8, w), (w, w), (w, 1))]
+        F, F1 = sum(layers), layers[0]
+        assert p == 8 * w + w + w * w + w + w + 1
+        assert p * (2 * F - F1) < fwd <= p * (2 * F - F1) + 2 * F
+        assert rev == F + (2 * F - F1)
+        assert fwd / rev == pytest.approx(p * (2 * F - F1) / (3 * F - F1), rel=2 / p)  # about 2p/3 when F_1 ≪ F
+
+
+def test_backward_flop_ratio_of_unequal_and_equal_layers():
+    # Exercise 2.5: 784 -> 256 -> 256 -> 10 with no input gradient: 2 - F_1 / ΣF, about 1.25
+    layers = [784 * 256, 256 * 256, 256 * 10]
+    assert backward_flop_ratio([784, 256, 256, 10]) == pytest.approx(2 - layers[0] / sum(layers), rel=1e-12)
+    assert backward_flop_ratio([784, 256, 256, 10]) == pytest.approx(1.25, abs=0.005)
+    assert layers[0] / sum(layers) == pytest.approx(0.75, abs=0.005)  # "three quarters of the FLOPs"
+    assert backward_flop_ratio([64] * 11) == pytest.approx(2 - 1 / 10, rel=1e-12)  # D equal layers: 2 - 1/D

@@ -1,13 +1,15 @@
 """Chapter 2: the hand-written backward pass of the two-layer network, piece by piece, against autograd."""
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from gradlab.backprop import (AccumulationConfig, HandTwoLayer, TwoLayerConfig, backward, check_backward, forward,
-                              init_two_layer, linear_backward, make_batch, relu_backward, softmax_xent_backward,
-                              tied_layer_grads, train_accumulating)
+from gradlab.backprop import (AccumulationConfig, HandTwoLayer, TwoLayerConfig, backward, check_backward,
+                              divergence_threshold, forward, init_two_layer, linear_backward, make_batch,
+                              regression_smoothness, relu_backward, softmax_xent_backward, tied_layer_grads,
+                              train_accumulating)
 from gradlab.seeding import generator
 
 TIGHT = dict(rtol=1e-12, atol=1e-12)
@@ -135,3 +137,26 @@ def test_forgotten_zero_grad_accumulates_linearly_and_spoils_training():
 def test_accumulation_is_deterministic():
     a, b = train_accumulating(AccumulationConfig(steps=10)), train_accumulating(AccumulationConfig(steps=10))
     assert a.losses == b.losses and a.grad_norms == b.grad_norms
+
+
+def test_regression_smoothness_is_the_top_eigenvalue_of_the_losss_hessian():
+    cfg = AccumulationConfig()
+    g = generator(0)
+    x = torch.randn(cfg.n, cfg.dim, generator=g).double()
+    y = (x @ torch.randn(cfg.dim, 1, generator=g).double()).squeeze(1)  # the targets do not change the Hessian
+
+    def loss(wb):
+        return F.mse_loss(x @ wb[:-1] + wb[-1], y)
+
+    H = torch.func.hessian(loss)(torch.zeros(cfg.dim + 1, dtype=torch.float64))
+    assert regression_smoothness(cfg) == pytest.approx(float(torch.linalg.eigvalsh(H)[-1]), rel=1e-6)
+
+
+def test_a_forgotten_zero_grad_doubles_the_largest_stable_learning_rate():
+    # Exercise 2.7. With .grad summing every gradient, e_{k+1} - 2 e_k + e_{k-1} = -ηλ e_k along each eigenvector:
+    # the companion matrix [[2 - ηλ, -1], [1, 0]] has spectral radius 1 up to ηλ = 4 and above 1 beyond.
+    radius = lambda a: max(abs(v) for v in np.linalg.eigvals(np.array([[2 - a, -1.0], [1.0, 0.0]])))  # noqa: E731
+    assert radius(3.99) == pytest.approx(1.0) and radius(4.05) > 1.2 and radius(1.0) == pytest.approx(1.0)
+    cfg = AccumulationConfig()
+    assert divergence_threshold(cfg) == pytest.approx(1.0, rel=0.02)  # plain GD: 2/L (Chapter 1)
+    assert divergence_threshold(replace(cfg, zero_grad=False)) == pytest.approx(2.0, rel=0.02)  # 4/L

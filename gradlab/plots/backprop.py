@@ -1,4 +1,5 @@
-"""Chapter 2's figures: the computational graph, forward versus reverse mode, backward cost, memory, accumulation, depth."""
+"""Chapter 2's figures: the computational graph, cross-entropy against squared error, forward versus reverse mode,
+backward cost, memory, accumulation, depth, and sharpness."""
 from __future__ import annotations
 
 import textwrap
@@ -11,9 +12,9 @@ from ..graph import OPS, GraphStep
 from ..style import PALETTE, series_style
 from . import axes_or_new
 
-__all__ = ["plot_graph_step", "plot_modes", "plot_flop_ratios", "plot_memory_sweep", "plot_checkpointing",
-           "plot_saved_by_layer", "plot_memory_totals", "plot_accumulation", "plot_grad_norms",
-           "plot_jacobian_chain", "plot_layer_factors"]
+__all__ = ["plot_graph_step", "plot_logit_gradients", "plot_train_accuracy", "plot_confidently_wrong", "plot_modes",
+           "plot_flop_ratios", "plot_memory_sweep", "plot_checkpointing", "plot_saved_by_layer", "plot_memory_totals",
+           "plot_accumulation", "plot_grad_norms", "plot_jacobian_chain", "plot_layer_factors", "plot_sharpness_runs"]
 
 BLUE, RED, GREEN, GREY = PALETTE[0], PALETTE[1], PALETTE[2], "#999999"
 
@@ -68,6 +69,49 @@ def plot_graph_step(step: GraphStep, ax: Axes | None = None) -> Axes:
     return ax
 
 
+def plot_logit_gradients(curves, ax: Axes | None = None) -> Axes:
+    """|dloss/dz| against the logit z for target 1, one line per loss, on a log scale."""
+    ax = axes_or_new(ax)
+    for i, (name, g) in enumerate(curves.grad.items()):
+        ax.semilogy(curves.z, g.abs(), label=name, **{**series_style(i), "markevery": max(1, len(g) // 12)})
+    ax.axvline(0.0, color=GREY, ls=":", lw=1.5)
+    ax.set_xlabel("logit z (target y = 1; left of 0 the prediction is wrong)")
+    ax.set_ylabel(r"$|\partial \ell / \partial z|$")
+    ax.legend(loc="lower left")
+    return ax
+
+
+def _loss_run_style(i: int, run) -> tuple[str, dict]:
+    scale = run.config.logit_scale
+    start = "default start" if scale == 1 else f"confident start (×{scale:g})"
+    return f"{run.config.loss}, {start}", {**series_style(i), "markevery": max(1, len(run.train_accuracy) // 10)}
+
+
+def plot_train_accuracy(runs: Sequence, ax: Axes | None = None) -> Axes:
+    """Training accuracy after each epoch (0 = before training), one line per run."""
+    ax = axes_or_new(ax)
+    for i, run in enumerate(runs):
+        label, style = _loss_run_style(i, run)
+        ax.plot(range(len(run.train_accuracy)), run.train_accuracy, label=label, **style)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="lower right", fontsize=10)
+    return ax
+
+
+def plot_confidently_wrong(runs: Sequence, ax: Axes | None = None) -> Axes:
+    """Training examples given less than 1% on their true class, after each epoch."""
+    ax = axes_or_new(ax)
+    for i, run in enumerate(runs):
+        label, style = _loss_run_style(i, run)
+        ax.plot(range(len(run.confidently_wrong)), run.confidently_wrong, label=label, **style)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("examples confidently wrong")
+    ax.set_ylim(bottom=0)
+    return ax
+
+
 def plot_modes(result, ax: Axes | None = None) -> Axes:
     """Seconds for the full Jacobian against the input size: forward mode versus reverse mode."""
     ax = axes_or_new(ax)
@@ -115,20 +159,23 @@ def plot_memory_sweep(runs_by_label: dict, field: str, ax: Axes | None = None) -
 
 
 def plot_checkpointing(runs: Sequence, ax: Axes | None = None) -> Axes:
-    """Checkpoint segments against saved memory (left axis) and Linear-layer evaluations (right axis)."""
+    """Checkpoint segments against saved and peak memory (left axis) and Linear-layer evaluations (right axis)."""
     ax = axes_or_new(ax)
     seg = [r.config.segments for r in runs]
     ax.plot(seg, [r.activation_bytes / 1e6 for r in runs], label="saved activations (MB)", **series_style(0))
+    ax.plot(seg, [r.peak_bytes / 1e6 for r in runs], label="peak during the step (MB)", **series_style(3))
     ax.set_xlabel("checkpoint segments (0 = no checkpointing)")
-    ax.set_ylabel("saved activations (MB)", color=BLUE)
+    ax.set_ylabel("memory (MB)")
+    ax.set_ylim(0, max(r.peak_bytes for r in runs) / 1e6 * 1.45)
     right = ax.twinx()
     right.plot(seg, [r.layer_calls_total for r in runs], label="Linear evaluations, forward + backward",
                **series_style(1))
     right.set_ylabel("Linear evaluations per step", color=RED)
+    right.set_ylim(0, max(r.layer_calls_total for r in runs) * 1.45)
     right.grid(False)
     right.spines["right"].set_visible(True)
     lines = ax.get_lines() + right.get_lines()
-    ax.legend(lines, [line.get_label() for line in lines], loc="upper center")
+    ax.legend(lines, [line.get_label() for line in lines], loc="upper center", ncols=2, fontsize=10)
     return ax
 
 
@@ -194,25 +241,44 @@ def _chain_label(chain) -> str:
 
 
 def plot_jacobian_chain(chains: Sequence, ax: Axes | None = None) -> Axes:
-    """‖∂L/∂h_l‖ at every layer l (input at the left), one line per network."""
+    """‖∂𝓛/∂h_l‖ at every layer l (input at the left), one line per network."""
     ax = axes_or_new(ax)
     for i, c in enumerate(chains):
         ax.semilogy(range(len(c.grad_norms)), c.grad_norms, label=_chain_label(c),
                     **{**series_style(i), "markevery": max(1, len(c.grad_norms) // 10)})
     ax.set_xlabel("layer l (0 = input)")
-    ax.set_ylabel("‖∂L/∂h_l‖")
+    ax.set_ylabel(r"$\|\partial\mathcal{L}/\partial h_l\|$")
     ax.legend()
     return ax
 
 
 def plot_layer_factors(chains: Sequence, ax: Axes | None = None) -> Axes:
-    """How much each layer stretches or shrinks the gradient on its way back: ‖∂L/∂h_(l-1)‖ / ‖∂L/∂h_l‖."""
+    """How much each layer scales the gradient on its way back: ‖∂𝓛/∂h_(l-1)‖ / ‖∂𝓛/∂h_l‖."""
     ax = axes_or_new(ax)
     for i, c in enumerate(chains):
         ax.semilogy(range(1, len(c.layer_factors) + 1), c.layer_factors, label=_chain_label(c),
                     **{**series_style(i), "markevery": max(1, len(c.layer_factors) // 10)})
     ax.axhline(1.0, color=GREY, ls=":", lw=1.5)
     ax.set_xlabel("layer l")
-    ax.set_ylabel("‖∂L/∂h_(l−1)‖ ÷ ‖∂L/∂h_l‖")
+    ax.set_ylabel(r"$\|\partial\mathcal{L}/\partial h_{l-1}\| \,/\, \|\partial\mathcal{L}/\partial h_l\|$")
     ax.legend()
+    return ax
+
+
+def plot_sharpness_runs(result, ax: Axes | None = None) -> Axes:
+    """Distance from the minimum along the sharpest direction, per step of GD, with |1 − ηλ_max|^k dashed."""
+    ax = axes_or_new(ax)
+    lam, kick = result.sharpness, result.config.kick
+    for i, run in enumerate(result.runs):
+        steps = range(1, len(run.top_component) + 1)
+        style = {**series_style(i), "markevery": max(1, len(run.top_component) // 10)}
+        ax.semilogy(steps, [abs(c) for c in run.top_component], label=f"η = {run.factor:g} × 2/λ_max", **style)
+        rate = abs(1 - run.lr * lam)
+        ax.semilogy(steps, [kick * rate ** k for k in steps], color=style["color"], ls=":", lw=1.5,
+                    label=f"|1 − ηλ_max|^k = {rate:.2f}^k")
+    sizes = [abs(c) for r in result.runs for c in r.top_component if c != 0]
+    ax.set_ylim(min(sizes) / 3, max(sizes) * 1e4)  # room above the curves for the legend
+    ax.set_xlabel("step k")
+    ax.set_ylabel(r"$|\langle w_k - w^*, u_1 \rangle|$")
+    ax.legend(loc="upper right", fontsize=10, ncols=2)
     return ax
