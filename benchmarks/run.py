@@ -7,7 +7,8 @@ For each registered experiment (gradlab.widgets.all_experiments()):
 - a training widget (trains=True): time to the first progress callback and to the end of the
   default run, medians over --train-repeats runs;
 - the plot: drawing the result and encoding the PNG the widget shows, median of 5.
-Then (unless --quick) each notebook executed top to bottom with nbclient in fast mode
+Then Chapter 3's batched learning-rate sweep against a Python loop of the same runs, on the CPU, and
+(unless --quick) each notebook executed top to bottom with nbclient in fast mode
 (GRADLAB_FAST=1, as the tests run it), full mode (as a reader runs it) and full mode with
 GRADLAB_STATIC=1 (as the website build runs it, kernel-free figures precomputed).
 Prints a markdown table with the targets and writes the numbers as JSON (benchmarks/results/).
@@ -188,6 +189,22 @@ def bench_backward_cost(device, repeats: int) -> list[dict]:
     return [asdict(row) for row in backward_cost_table(scale=4, repeats=repeats, device=device)]
 
 
+def bench_batched_sweep() -> dict:
+    """Chapter 3's learning-rate sweep on the digits (every racer × every η, 3 epochs), batched in one stacked
+    network against a Python loop over the same runs: both timed in this one run, on the CPU."""
+    from dataclasses import asdict
+
+    import torch
+
+    from gradlab.batched_mlp import MLPConfig, Run, digits_split, time_sweep
+    from gradlab.digits_race import RACERS, DigitsRaceConfig
+
+    lrs = DigitsRaceConfig().lrs
+    runs = [Run(k, lr) for k in RACERS for lr in lrs]
+    timing = time_sweep(digits_split(0, device="cpu"), runs, MLPConfig(hidden=32, epochs=3, batch_size=128))
+    return {**asdict(timing), "speedup": timing.speedup, "threads": torch.get_num_threads()}
+
+
 def _ms(seconds: float | None) -> str:
     return "—" if seconds is None else f"{seconds * 1e3:.3g} ms"
 
@@ -217,6 +234,13 @@ def markdown(report: dict) -> str:
             wall = r["backward_s"] / r["forward_s"] if r["forward_s"] > 0 else float("nan")
             lines.append(f"| {r['name']} | {r['forward']:,} | {r['backward']:,} | {r['backward'] / r['forward']:.2f} | "
                          f"{_ms(r['forward_s'])} | {_ms(r['backward_s'])} | {wall:.2f} |")
+    if report.get("batched_sweep"):
+        b = report["batched_sweep"]
+        lines += ["", "| learning-rate sweep (Chapter 3), CPU | copies | batched | Python loop | "
+                  "loop / batched |",
+                  "| --- | --- | --- | --- | --- |",
+                  f"| {b['copies']} MLPs on the digits, 3 epochs, {b['threads']} threads | {b['copies']} | "
+                  f"{_ms(b['batched_s'])} | {_ms(b['looped_s'])} | {b['speedup']:.1f} |"]
     if report.get("notebooks"):
         modes = report["notebook_modes"]
         lines += ["", "| notebook | " + " | ".join(f"{m} mode" for m in modes) + " |",
@@ -264,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         gradlab.use_book_style()
         report["experiments"] = bench_experiments(device, args.repeats, args.train_repeats)
         report["backward_cost"] = bench_backward_cost(device, args.repeats)
+        report["batched_sweep"] = bench_batched_sweep()
     if not args.quick:
         report["notebook_modes"] = modes
         report["notebooks"] = bench_notebooks(modes, args.timeout)

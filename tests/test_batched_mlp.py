@@ -1,0 +1,88 @@
+"""Chapter 3's batched MLP: K copies in one stacked network train exactly as K lone runs, a lone run exactly as
+nn.Linear layers with their torch.optim optimizer, and a diverging copy is named without touching the others."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gradlab.batched_mlp import MLPConfig, Run, digits_split, time_sweep, train_runs
+from gradlab.seeding import generator
+
+SPLIT = digits_split(0)
+SMALL = MLPConfig(hidden=12, epochs=2, batch_size=200)
+
+
+def test_the_split_is_disjoint_and_standardized_with_training_statistics():
+    s = SPLIT
+    assert s.x_train.shape[0] + s.x_val.shape[0] == 1797 and s.x_train.shape[1] == 64
+    assert s.x_train.dtype == torch.float32 and s.y_train.dtype == torch.int64
+    std = s.x_train.std(0, unbiased=False)
+    live = std > 0  # border pixels that are 0 in every training image stay 0
+    torch.testing.assert_close(s.x_train.mean(0), torch.zeros(64), atol=1e-5, rtol=0)
+    torch.testing.assert_close(std[live], torch.ones(int(live.sum())), atol=1e-4, rtol=0)
+    rows = {tuple(r) for r in s.x_train.tolist()}
+    assert sum(tuple(r) in rows for r in s.x_val.tolist()) < 10  # the digits hold a few duplicate images
+
+
+RUNS = [Run("SGD", 0.1, seed=3), Run("momentum", 0.05, 1e-3, seed=4), Run("Adagrad", 0.05, seed=5),
+        Run("RMSprop", 1e-3, seed=6), Run("Adam", 3e-3, 1e-2, seed=7), Run("AdamW", 3e-3, 0.1, seed=7),
+        Run("AMSGrad", 1e-2, seed=8), Run("momentum", 0.05, l1=1e-3, seed=9),
+        Run("momentum", 0.05, l1=1e-2, prox=True, seed=9)]
+
+
+def test_batched_runs_equal_the_same_runs_one_at_a_time():
+    batched = train_runs(SPLIT, RUNS, SMALL, batched=True)
+    looped = train_runs(SPLIT, RUNS, SMALL, batched=False)
+    for name in ("train_loss", "val_loss", "train_acc", "weights"):
+        torch.testing.assert_close(getattr(batched, name), getattr(looped, name), rtol=1e-4, atol=1e-5)
+    assert batched.diverged == looped.diverged == (None,) * len(RUNS)
+
+
+@pytest.mark.parametrize("run", [Run("Adam", 3e-3, 1e-2, seed=2), Run("momentum", 0.05, seed=1),
+                                 Run("AdamW", 1e-2, 0.1, seed=5)], ids=lambda r: r.kind)
+def test_a_copy_trains_exactly_as_nn_linear_layers_with_torch_optim(run):
+    """The same initial weights and mini-batches, fed to nn.Sequential and the optimizer the plain way."""
+    g = generator(run.seed)
+    shapes = [((64, 12), 64), ((1, 12), 64), ((12, 10), 12), ((1, 10), 12)]
+    w1, b1, w2, b2 = [(torch.rand(s, generator=g) * 2 - 1) / math.sqrt(f) for s, f in shapes]
+    net = nn.Sequential(nn.Linear(64, 12), nn.ReLU(), nn.Linear(12, 10))
+    with torch.no_grad():
+        net[0].weight.copy_(w1.T), net[0].bias.copy_(b1[0]), net[2].weight.copy_(w2.T), net[2].bias.copy_(b2[0])
+    cls, settings = run.group()
+    opt = cls(net.parameters(), **settings)
+    order_gen = generator(run.seed + 1)
+    n = SPLIT.x_train.shape[0]
+    for _ in range(SMALL.epochs):
+        order = torch.randperm(n, generator=order_gen)
+        for start in range(0, n, SMALL.batch_size):
+            idx = order[start:start + SMALL.batch_size]
+            opt.zero_grad()
+            F.cross_entropy(net(SPLIT.x_train[idx]), SPLIT.y_train[idx]).backward()
+            opt.step()
+    ours = train_runs(SPLIT, [run], SMALL)
+    torch.testing.assert_close(ours.weights[0], torch.cat([net[0].weight.T.flatten(), net[2].weight.T.flatten()]),
+                               rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        val = F.cross_entropy(net(SPLIT.x_val), SPLIT.y_val).double()
+    torch.testing.assert_close(ours.val_loss[0, -1], val, rtol=1e-4, atol=1e-6)
+
+
+def test_a_diverging_copy_is_named_and_leaves_the_others_alone():
+    runs = [Run("Adam", 1e-3, seed=1), Run("SGD", 1e4, seed=1)]
+    out = train_runs(SPLIT, runs, SMALL)
+    assert out.diverged[0] is None and out.diverged[1] is not None
+    assert (out.diverged_at, out.diverged_run) == (out.diverged[1], "SGD (η = 1e+04)")
+    alone = train_runs(SPLIT, runs[:1], SMALL)
+    torch.testing.assert_close(out.val_loss[0], alone.val_loss[0], rtol=1e-4, atol=1e-6)
+
+
+def test_unknown_optimizer_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        Run("Lion", 1e-3)
+
+
+def test_the_sweep_timing_measures_both_ways():
+    t = time_sweep(SPLIT, RUNS[:3], MLPConfig(hidden=8, epochs=1, batch_size=400))
+    assert t.copies == 3 and t.batched_s > 0 and t.looped_s > 0 and t.speedup > 0  # values are reported, not judged
