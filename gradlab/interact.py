@@ -258,8 +258,8 @@ class LiveView:
     """The ipywidgets face of an :class:`Experiment`; ``last`` holds the latest :class:`Outcome`.
 
     A live (Run-less) widget of a repeatable experiment keeps the pictures it has drawn, and while
-    the kernel is idle it draws the settings one key press away from the current one, the next
-    step in the direction the reader last moved first. A key press then swaps in a picture that is
+    the kernel is idle it draws the two settings one key press away on the control the reader last
+    moved, the next step in the same direction first. A key press then swaps in a picture that is
     already made. It starts with the reader's first move (a notebook run top to bottom, or a widget
     nobody touches, costs nothing), runs on the kernel's event loop between messages, one picture
     per turn, and is dropped as soon as the reader moves again; without a running loop (a script)
@@ -285,7 +285,6 @@ class LiveView:
         self._spare: KeptFigure | None = None  # prefetching draws here, never into what is shown
         self._timer = None
         self.hits = 0  # key presses answered from kept pictures (the tests read it)
-        self._touched = False  # no prefetching until the reader first moves a control
         self._keep = experiment.repeatable and not experiment.trains
         header = W.HTML(value=f"<b>{experiment.title}</b>")
         rows: list = [header]
@@ -391,23 +390,20 @@ class LiveView:
             self._frames.popitem(last=False)
 
     def _plan_prefetch(self, values: dict, moved: tuple | None) -> None:
-        self._touched = self._touched or moved is not None
-        if not (self._keep and self._touched and prefetch_enabled()):
-            return
+        if moved is None or not (self._keep and prefetch_enabled()):
+            return  # nothing is drawn ahead before the reader moves a control
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # no event loop to wait on: nothing is idle time
-        plan: list[dict] = []
-        order = list(self.experiment.controls)
-        if moved is not None:  # the control just moved first, the next step in its direction first
-            order.sort(key=lambda c: c.name != moved[0])
-        for c in order:
-            near = c.neighbours(values[c.name])
-            if moved is not None and c.name == moved[0] and _is_number(moved[1]) and _is_number(moved[2]) \
-                    and moved[2] < moved[1]:
-                near.reverse()
-            plan += [{**values, c.name: v} for v in near]
+        # Only the control the reader is moving: its next step in the same direction, then the step
+        # back. Drawing every control's neighbours would keep the kernel busy, and the browser
+        # waiting for a CPU, through the reader's next key press.
+        control = next(c for c in self.experiment.controls if c.name == moved[0])
+        near = control.neighbours(values[control.name])
+        if _is_number(moved[1]) and _is_number(moved[2]) and moved[2] < moved[1]:
+            near.reverse()
+        plan = [{**values, control.name: v} for v in near]
         self._queue = [v for v in plan if _key(v) not in self._frames]
         if self._queue:
             self._timer = loop.call_later(0.005, self._prefetch_one)
