@@ -111,6 +111,13 @@ class Visit:
 
         for _ in range(40):  # up to about 10 s: a redirect on a busy machine can take a while to start
             try:
+                # A redirect stub (index.html's meta refresh) may report itself ready just before it
+                # leaves: wait until the browser has left it, then for the page it leads to.
+                if self.page.evaluate("() => !!document.querySelector('meta[http-equiv=\"refresh\" i]')"):
+                    here = self.page.url
+                    self.page.wait_for_url(lambda url: url != here, timeout=10_000)
+                    self.page.wait_for_load_state("load")
+                    continue
                 return self.page.evaluate("() => window.__gradlabReady")
             except Error as exc:
                 if "context was destroyed" not in str(exc) and "navigat" not in str(exc):
