@@ -29,7 +29,7 @@ class SecondMomentConfig:
     """Adam on L2-regularized logistic regression (breast cancer), full batch and mini-batches of ``batch``."""
 
     lr: float = 1e-3
-    steps: int = pick(1000, 300)
+    steps: int | None = None  # None: 1000, or 300 in fast mode, read when the experiment runs
     batches: tuple[int, ...] = (16, 128)
     l2: float = 0.01
     loss_scale: float = 1.0  # the loss multiplied by this constant
@@ -76,7 +76,7 @@ def _train(task: LogisticTask, w0: Tensor, cfg: SecondMomentConfig, batch: int |
            gen: torch.Generator) -> tuple[Tensor, Tensor]:
     w = w0.clone().requires_grad_(True)
     opt = torch.optim.Adam([w], lr=cfg.lr)
-    for _ in range(cfg.steps):
+    for _ in range(cfg.steps if cfg.steps is not None else pick(1000, 300)):
         idx = None if batch is None else torch.randint(task.n, (batch,), generator=gen)
         opt.zero_grad()
         (cfg.loss_scale * task.loss(w, idx)).backward()
