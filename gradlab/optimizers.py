@@ -113,11 +113,12 @@ class RMSprop(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma and Ba 2015): averages m of g and v of g², bias-corrected, x ← x − η m̂ / (√v̂ + ε).
+    """Adam (Kingma and Ba 2015): averages v of g and s of g², bias-corrected, x ← x − η v̂ / (√ŝ + ε).
 
-    ``amsgrad`` divides by the largest v so far instead (PyTorch's variant of Reddi et al. 2018:
-    the maximum of the uncorrected v, then corrected like v). ``bias_correction=False`` drops the
-    division by 1 − β^k, which PyTorch has no switch for: it exists to show what the correction does.
+    The names follow the book's notation; the paper calls v and s m and v, PyTorch ``exp_avg`` and
+    ``exp_avg_sq``. ``amsgrad`` divides by the largest s so far instead (PyTorch's variant of Reddi et
+    al. 2018: the maximum of the uncorrected s, then corrected like s). ``bias_correction=False`` drops
+    the division by 1 − β^k, which PyTorch has no switch for: it exists to show what the correction does.
     """
 
     decoupled = False  # AdamW's difference, in one flag
@@ -135,13 +136,13 @@ class Adam(Optimizer):
         elif self.weight_decay:
             g = g + self.weight_decay * x
         k = state["k"] = state.get("k", 0) + 1
-        m = state["m"] = b1 * state.get("m", torch.zeros_like(x)) + (1 - b1) * g
-        v = state["v"] = b2 * state.get("v", torch.zeros_like(x)) + (1 - b2) * g * g
+        v = state["v"] = b1 * state.get("v", torch.zeros_like(x)) + (1 - b1) * g  # PyTorch's exp_avg
+        s = state["s"] = b2 * state.get("s", torch.zeros_like(x)) + (1 - b2) * g * g  # exp_avg_sq
         if self.amsgrad:
-            v = state["v_max"] = torch.maximum(state.get("v_max", v), v)
-        if self.bias_correction:  # m and v start at 0: without this, the first averages are too small
-            m, v = m / (1 - b1**k), v / (1 - b2**k)
-        x -= self.lr * m / (v.sqrt() + self.eps)
+            s = state["s_max"] = torch.maximum(state.get("s_max", s), s)
+        if self.bias_correction:  # v and s start at 0: without this, the first averages are too small
+            v, s = v / (1 - b1**k), s / (1 - b2**k)
+        x -= self.lr * v / (s.sqrt() + self.eps)
 
 
 class AdamW(Adam):
