@@ -143,10 +143,11 @@ def _check_kappa(kappa: float) -> None:
 
 
 def _run_sgd(surface: Quadratic, start: tuple[float, float], pairs: Sequence[tuple[float, float]],
-             steps: int) -> Tensor:
+             steps: int, nesterov: bool = False) -> Tensor:
     """‖x_k‖ for each (η, β), all in one ``torch.optim.SGD`` with a parameter group per pair: (steps+1, n)."""
     x = [torch.tensor(start, dtype=torch.float64, requires_grad=True) for _ in pairs]
-    opt = torch.optim.SGD([{"params": [p], "lr": lr, "momentum": beta} for p, (lr, beta) in zip(x, pairs)], lr=0.0)
+    opt = torch.optim.SGD([{"params": [p], "lr": lr, "momentum": beta, "nesterov": nesterov}
+                           for p, (lr, beta) in zip(x, pairs)], lr=0.0)
     norms = [torch.stack([p.detach().norm() for p in x])]
     for _ in range(steps):
         for p in x:
@@ -166,10 +167,10 @@ def _tail_rate(norms: Tensor) -> Tensor:
 
 
 def measured_rates(kappa: float, pairs: Sequence[tuple[float, float]], steps: int,
-                   start: tuple[float, float] = (1.0, 1.0)) -> Tensor:
-    """Run heavy ball with each (η, β) on Quadratic(κ) with ``torch.optim.SGD`` and measure its rate per step."""
+                   start: tuple[float, float] = (1.0, 1.0), nesterov: bool = False) -> Tensor:
+    """Run heavy ball (or Nesterov) with each (η, β) on Quadratic(κ) with ``torch.optim.SGD``; its rate per step."""
     _check_kappa(kappa)
-    return _tail_rate(_run_sgd(Quadratic(kappa=kappa), start, pairs, steps))
+    return _tail_rate(_run_sgd(Quadratic(kappa=kappa), start, pairs, steps, nesterov))
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,16 @@
 """What Adam's second moment is, and is not (Chapter 3, Q42): it is not the Hessian's diagonal.
 
-Adam divides by √v̂, where v̂ averages the squared gradient, g². On L2-regularized logistic regression
+Adam divides by √ŝ, where ŝ averages the squared gradient, g². On L2-regularized logistic regression
 the Hessian diagonal is known in closed form, so the two can be set side by side at the same point.
-Adam is started at the minimizer w*, so that v̂ (bias-corrected, unbiased from the first step) holds only
-what the gradient does there. With full-batch gradients the gradient is zero at w*, and so is v̂, while the
-curvature is not. With mini-batches v̂ settles at the gradient noise, E[g_B²] =
-Var(g_i)/B at the minimum: it falls with the batch size, which the curvature does not. For this model
-the per-example gradient variance is close to the Hessian of the data term (the Fisher information of a
-well-fitted logistic model), so √v̂ ∝ √(H_ii/B): it follows the square root of the curvature, not the
-curvature. Both scale like the loss, which is why Adam's step does not change when the loss is
-multiplied by a constant.
+Adam is started at the minimizer w*, so that ŝ (bias-corrected, unbiased from the first step) holds only
+what the gradient does there. With full-batch gradients the gradient is zero at w*; ŝ keeps only the
+tiny gradients of Adam's first steps away from w* (about 1e-5 in √ŝ), while the curvature is not small.
+With mini-batches ŝ settles at the gradient noise, E[g_B²] = Var(g_i)/B at the minimum: it falls with the
+batch size, which the curvature does not. For this model the per-example gradient variance is close to the
+Hessian of the data term, H_ii − α (the Fisher information of a well-fitted logistic model; the penalty adds
+curvature α but no noise), so √ŝ ∝ √((H_ii − α)/B): the square root of the data's curvature, not the
+curvature. Both scale like the loss, which is why Adam's step does not change when the loss is multiplied
+by a constant.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ class SecondMomentConfig:
 
 @dataclass
 class SecondMoment:
-    """√v̂ after training (full batch and mini-batches) beside the Hessian diagonal, per weight."""
+    """√ŝ after training (full batch and mini-batches) beside the Hessian diagonal, per weight."""
 
     config: SecondMomentConfig
     hessian_diag: Tensor  # (d,) at the minimizer w*
@@ -46,15 +47,20 @@ class SecondMoment:
     noise_rms: dict[int, Tensor]  # batch size -> (d,) √(Var(g_i)/B) at w*, the gradient noise of a batch
     grad_norm_full: float  # ‖∇f‖ where full-batch Adam ended
 
+    @property
+    def data_curvature(self) -> Tensor:
+        """H_ii − α: the diagonal of the data term's Hessian alone (the penalty's curvature makes no noise)."""
+        return self.hessian_diag - self.config.l2 * self.config.loss_scale
+
     def slope(self, v: Tensor) -> float:
-        """The least-squares slope of log √v̂ against log H_ii across weights: 1 if √v̂ ∝ H_ii, ½ if ∝ √H_ii."""
-        a, b = torch.log(v), torch.log(self.hessian_diag)
+        """The least-squares slope of log √ŝ against log(H_ii − α) across weights: 1 if ∝ the curvature, ½ if ∝ its root."""
+        a, b = torch.log(v), torch.log(self.data_curvature)
         a, b = a - a.mean(), b - b.mean()
         return float((a * b).sum() / (b * b).sum())
 
     def correlation(self, v: Tensor) -> float:
-        """Pearson correlation, across weights, of log √v̂ with the log Hessian diagonal."""
-        a, b = torch.log(v), torch.log(self.hessian_diag)
+        """Pearson correlation, across weights, of log √ŝ with log(H_ii − α)."""
+        a, b = torch.log(v), torch.log(self.data_curvature)
         a, b = a - a.mean(), b - b.mean()
         return float((a * b).sum() / (a.norm() * b.norm()))
 

@@ -15,6 +15,7 @@ from ..momentum import MomentumRates, RateMap, heavy_ball_max_lr, polyak_tuned
 from ..optimizer_state import SparseSteps
 from ..optimizers import StateSize
 from ..race import KINDS, RaceResult, RotationSweep
+from ..second_moment import SecondMoment
 from ..style import PALETTE, series_style
 from ..weight_decay import DecayGrid, Sparsity
 from . import axes_or_new
@@ -23,7 +24,7 @@ from .descent import TINY, plot_surface
 __all__ = ["plot_race_paths", "plot_race_gaps", "plot_rate_map", "plot_rate_runs", "plot_rotation",
            "plot_rotation_paths", "plot_adam_path", "plot_adam_steps", "plot_decay_grid", "plot_sparsity",
            "plot_lr_sweep", "plot_digits_curves", "plot_digits_final", "plot_online_paths", "plot_online_regret",
-           "plot_sparse_rows", "plot_state_bytes"]
+           "plot_sparse_rows", "plot_state_bytes", "plot_second_moment"]
 
 RATE_LEVELS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
 FLOOR = 1e-300  # distances on a quadratic shrink exactly towards 0 and stay far above float64's smallest
@@ -372,4 +373,39 @@ def plot_state_bytes(table: dict[str, StateSize], ax: Axes | None = None) -> Axe
         ax.text(i, v + 0.2, f"{v:.3g}", ha="center", va="bottom", fontsize=9)
     ax.set_xticks(range(len(names)), names, rotation=30)
     ax.set(ylabel="state bytes per parameter", ylim=(0, max(values + [1.0]) * 1.2))
+    return ax
+
+
+def plot_second_moment(result: SecondMoment, ax: Axes | None = None) -> Axes:
+    """√ŝ of Adam at the minimizer against the data term's curvature H_ii − α, one point per weight (log-log):
+    full batch, each batch size with its noise prediction √(Var(g_i)/B) as rings, and a dashed line of slope ½."""
+    ax = axes_or_new(ax)
+    h = result.data_curvature.double().numpy()
+    batches = {b: result.sqrt_v_batch[b].double().numpy() for b in result.config.batches}
+    noise = {b: result.noise_rms[b].double().numpy() for b in result.config.batches}
+    positive = np.concatenate([v[v > 0] for v in (*batches.values(), *noise.values())] or [np.array([1e-4])])
+    # full batch sits at the minimum, where √ŝ is 0 up to Adam's own jitter: clamp what a log axis cannot show
+    floor = 1e-4 * float(positive.min())
+    full = result.sqrt_v_full.double().numpy()
+    low = int((full <= floor).sum())
+    label = "full batch" + (f" ({low} of {len(full)} ≤ {floor:.0e}, at the floor)" if low else "")
+    style = series_style(0)
+    ax.plot(h, np.maximum(full, floor), style["marker"], color=style["color"], markersize=6, label=label)
+    if low:
+        ax.axhline(floor, color="gray", linestyle=":", linewidth=1.2)
+    for i, b in enumerate(batches, start=1):
+        style = series_style(i)
+        ax.plot(h, batches[b], style["marker"], color=style["color"], markersize=6, label=f"batch $B$ = {b}")
+        ax.plot(h, noise[b], style["marker"], color=style["color"], markersize=11, markerfacecolor="none",
+                markeredgewidth=1.2, label=rf"$\sqrt{{\mathrm{{Var}}(g_i)/{b}}}$ (predicted)")
+    if batches:  # through the geometric mean of the smallest batch's points
+        b = min(batches)
+        x = np.geomspace(h.min(), h.max(), 20)
+        y0, h0 = np.exp(np.log(batches[b]).mean()), np.exp(np.log(h).mean())
+        ax.plot(x, y0 * np.sqrt(x / h0), color="gray", linestyle="--", linewidth=1.4,
+                label=r"slope $\frac{1}{2}$: $\propto \sqrt{H_{ii} - \alpha}$")
+    ax.set(xscale="log", yscale="log", xlabel=r"curvature of the data term, $H_{ii} - \alpha$",
+           ylabel=r"$\sqrt{\hat s_i}$")
+    ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.set_title(r"Adam at the minimum: $\sqrt{\hat s}$ is gradient noise, not curvature")
     return ax
