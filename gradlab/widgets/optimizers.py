@@ -55,7 +55,7 @@ def optimizer_race() -> Experiment:
     return Experiment(
         "The optimizer race",
         [choice("track", "surface", [(name, name) for name in TRACKS]),
-         log_slider("lr", "η for GD, momentum, Nesterov", 0.1, 1e-4, 1.0, grid=(1e-3, 0.01, 0.1)),
+         log_slider("lr", "η for GD, momentum, Nesterov", 0.1, 1e-4, 1.0, grid=(1e-3, 0.1)),
          log_slider("lr_adaptive", "η for Adagrad, RMSprop, Adam", 0.1, 1e-3, 1.0, grid=(0.01, 0.1)),
          slider("beta", "β (momentum, Nesterov; Adam's β1)", 0.9, 0.0, 0.99, 0.01, grid=(0.5, 0.9)),
          int_slider("steps", "steps", pick(300, 100), 10, 1000, 10)],
@@ -183,7 +183,7 @@ def adam_inside() -> Experiment:
         [log_slider("lr", "learning rate η", 0.1, 1e-3, 1.0),
          slider("beta1", "β1 (average of g)", 0.9, 0.0, 0.99, 0.01, grid=(0.0, 0.9)),
          choice("beta2", "β2 (average of g²)", [0.9, 0.99, 0.999, 0.9999], default=0.999),
-         log_slider("eps", "ε", 1e-8, 1e-8, 1e3, grid=(1e-8, 1.0, 100.0)),
+         log_slider("eps", "ε", 1e-8, 1e-8, 1e3, grid=(1e-8, 100.0)),
          choice("bias", "bias correction", [("on", True), ("off", False)]),
          int_slider("steps", "steps", 150, 10, 1000, 10)],
         compute=compute, plot=plot, trains=False, figsize=(11.0, 4.8), describe=describe,
