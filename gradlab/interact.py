@@ -145,6 +145,9 @@ def int_slider(name: str, label: str, default: int, low: int, high: int, step: i
 def choice(name: str, label: str, options: Sequence, default: Any = None, grid: Sequence | bool = True) -> Control:
     """A dropdown. ``options`` are values or (label, value) pairs; by default every option is precomputed."""
     pairs = tuple(o if isinstance(o, tuple) else (str(o), o) for o in options)
+    if any(v is None for _, v in pairs):  # ipywidgets reads a value of None as "nothing selected"
+        raise ValueError(f"dropdown {name!r}: an option's value cannot be None (the browser would show an empty "
+                         "selection); give it a string or a number and translate it in the experiment")
     default = pairs[0][1] if default is None else default
     values = tuple(v for _, v in pairs)
     g = values if grid is True else (() if grid is False else tuple(grid))

@@ -235,3 +235,12 @@ def test_neighbours_follow_the_sliders_grid(kind, value, want):
     if k == "log":
         c = Control("x", "x", k, value, lo, hi, 4 / 80)
     assert c.neighbours(value) == pytest.approx(want)
+
+
+def test_a_dropdown_option_cannot_be_none():
+    """ipywidgets shows a Dropdown whose value is None as an empty selection, and choosing that option in the
+    browser changes nothing: found by the JupyterLab test on Chapter 3's AMSGrad widget."""
+    from gradlab.interact import choice
+    with pytest.raises(ValueError, match="cannot be None"):
+        choice("beta2", "β2", [("the paper's", None), ("0.99", 0.99)])
+    assert choice("beta2", "β2", [("the paper's", "paper"), ("0.99", 0.99)]).default == "paper"

@@ -310,12 +310,18 @@ def real_race() -> Experiment:
     )
 
 
+# A dropdown whose value is None shows no selection in the browser (ipywidgets reads None as "nothing
+# chosen"), so the paper's β2 = 1/(1 + C²) is named by a string.
+PAPER_BETA2 = "paper"
+
+
 @register("ch03.amsgrad")
 def amsgrad() -> Experiment:
     """Adam and AMSGrad on Reddi et al.'s online problem: one goes to the worst point, the other to the best."""
 
     def compute(v, progress):
-        return adam_vs_amsgrad(AMSGradConfig(c=float(v["c"]), beta1=float(v["beta1"]), beta2=v["beta2"],
+        beta2 = None if v["beta2"] == PAPER_BETA2 else float(v["beta2"])
+        return adam_vs_amsgrad(AMSGradConfig(c=float(v["c"]), beta1=float(v["beta1"]), beta2=beta2,
                                              lr=float(v["lr"]), schedule=v["schedule"], steps=int(v["steps"])))
 
     def plot(result, fig):
@@ -337,7 +343,7 @@ def amsgrad() -> Experiment:
     return Experiment(
         "When Adam fails: AMSGrad",
         [slider("c", "C (the large gradient, every third step)", 3.0, 2.1, 10.0, 0.1, grid=(3.0, 6.0)),
-         choice("beta2", "β2", [("1/(1 + C²), as in the paper", None), ("0.99", 0.99), ("0.999", 0.999)]),
+         choice("beta2", "β2", [("1/(1 + C²), as in the paper", PAPER_BETA2), ("0.99", 0.99), ("0.999", 0.999)]),
          choice("schedule", "learning rate", [("η/√t, as in the paper", "1/sqrt(t)"), ("constant η", "constant")]),
          slider("beta1", "β1", 0.0, 0.0, 0.9, 0.05),
          log_slider("lr", "learning rate η", 0.1, 1e-3, 1.0),
