@@ -1,7 +1,8 @@
 """Many copies of one small MLP trained at once on the digits (Chapter 3's sweeps on real data).
 
-A copy is one run: an optimizer of ``torch.optim``, its learning rate η, its penalty α, and a seed for its
-initial weights and the order of its mini-batches. The weights of K copies are stacked along a leading
+A copy is one run: an optimizer of ``torch.optim``, its learning rate η, its penalty α, an optional schedule
+of η (Chapter 4; stepped by ``torch.optim.lr_scheduler`` after every update), and a seed for its initial weights
+and the order of its mini-batches. The weights of K copies are stacked along a leading
 dimension, so one ``torch.bmm`` forward and one backward serve all of them; each copy's slices are the
 parameters of its own parameter group, so every copy is stepped by ``torch.optim`` with its own settings.
 Copies never mix: copy i's loss depends on copy i's slices only (``tests/test_batched_mlp.py`` checks the
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .schedules import Schedule
 from .seeding import generator
 
 __all__ = ["KINDS", "Run", "DigitsSplit", "digits_split", "MLPConfig", "Curves", "train_runs", "SweepTiming",
@@ -39,10 +41,13 @@ class Run:
     l1: float = 0.0  # α of a penalty α Σ|w| on every parameter
     prox: bool = False  # the L1 penalty as a soft-threshold after each step (exact zeros), not in the loss
     seed: int = 0  # the initial weights and the order of the mini-batches
+    schedule: Schedule | None = None  # η_k from gradlab.schedules, stepped once per update; None: constant η
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown optimizer {self.kind!r}; choose one of {KINDS}")
+        if self.schedule is not None and not hasattr(self.schedule, "to_torch"):
+            raise TypeError(f"schedule must be one of gradlab.schedules' schedules or None, got {self.schedule!r}")
 
     def group(self) -> tuple[type, dict]:
         """The ``torch.optim`` class and the parameter-group settings of this run."""
@@ -87,11 +92,18 @@ def digits_split(seed: int = 0, val_fraction: float = 0.3, device: torch.device 
 
 @dataclass(frozen=True)
 class MLPConfig:
-    """The network (64 → hidden → 10, ReLU) and its training: epochs and mini-batch size."""
+    """The network (64 → hidden → … → 10, ReLU, ``depth`` hidden layers) and its training: epochs, batch size."""
 
     hidden: int = 32
     epochs: int = 20
     batch_size: int = 128
+    depth: int = 1
+
+    def __post_init__(self):
+        for name in ("hidden", "epochs", "batch_size", "depth"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"MLPConfig.{name} must be a whole number ≥ 1, got {value!r}")
 
 
 @dataclass
@@ -103,11 +115,13 @@ class Curves:
     val_loss: Tensor
     train_acc: Tensor
     val_acc: Tensor
-    weights: Tensor  # (K, entries of the two weight matrices), biases left out
+    weights: Tensor  # (K, entries of the weight matrices), biases left out
     diverged: tuple[int | None, ...]  # per run: the first update whose mini-batch loss was not finite
     steps_per_epoch: int = 0
     diverged_at: int | None = None
     diverged_run: str | None = None
+    step_loss: Tensor | None = None  # (K, updates): each update's mini-batch loss, before the update
+    step_lr: Tensor | None = None  # (K, updates): the η each update used
 
     @property
     def weight_norm(self) -> Tensor:
@@ -115,9 +129,10 @@ class Curves:
         return self.weights.norm(dim=1)
 
 
-def _init(runs: Sequence[Run], d_in: int, hidden: int, d_out: int, device) -> list[Tensor]:
+def _init(runs: Sequence[Run], d_in: int, hidden: int, d_out: int, device, depth: int = 1) -> list[Tensor]:
     """nn.Linear's default initialization, U(−1/√fan_in, 1/√fan_in) for weights and biases, one seed per copy."""
-    shapes = [((d_in, hidden), d_in), ((1, hidden), d_in), ((hidden, d_out), hidden), ((1, d_out), hidden)]
+    widths = [d_in] + [hidden] * depth + [d_out]
+    shapes = [s for a, b in zip(widths, widths[1:]) for s in (((a, b), a), ((1, b), a))]
     out = [[] for _ in shapes]
     for run in runs:
         g = generator(run.seed)  # on the CPU, so a copy starts the same wherever it runs
@@ -127,11 +142,12 @@ def _init(runs: Sequence[Run], d_in: int, hidden: int, d_out: int, device) -> li
 
 
 def _forward(params: Sequence[Tensor], x: Tensor) -> Tensor:
-    """Logits (K, B, 10) of K copies on inputs (K, B, 64) or (B, 64)."""
-    w1, b1, w2, b2 = params
+    """Logits (K, B, 10) of K copies on inputs (K, B, 64) or (B, 64); params are (weight, bias) pairs."""
     if x.dim() == 2:
-        x = x.expand(w1.shape[0], *x.shape)
-    return torch.baddbmm(b2, torch.relu(torch.baddbmm(b1, x, w1)), w2)
+        x = x.expand(params[0].shape[0], *x.shape)
+    for i in range(0, len(params) - 2, 2):
+        x = torch.relu(torch.baddbmm(params[i + 1], x, params[i]))
+    return torch.baddbmm(params[-1], x, params[-2])
 
 
 def _evaluate(params: Sequence[Tensor], x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -146,22 +162,34 @@ def _train(split: DigitsSplit, runs: Sequence[Run], config: MLPConfig,
            progress: Callable[[float], None] | None) -> Curves:
     device = split.x_train.device
     n, d_in = split.x_train.shape
-    stacked = [p.requires_grad_(True) for p in _init(runs, d_in, config.hidden, 10, device)]
+    stacked = [p.requires_grad_(True) for p in _init(runs, d_in, config.hidden, 10, device, config.depth)]
     # copy i's parameters are views of the stacked tensors' slices: torch.optim steps them in place
     own = [[p.detach()[i] for p in stacked] for i in range(len(runs))]
-    groups: dict[type, list[dict]] = {}
+    # one optimizer per (class, schedule): a scheduler sets η of every group of its optimizer
+    groups: dict[tuple, list[dict]] = {}
     for run, params in zip(runs, own):
         cls, settings = run.group()
-        groups.setdefault(cls, []).append({"params": params, **settings})
-    optimizers = [cls(g) for cls, g in groups.items()]
+        groups.setdefault((cls, run.schedule), []).append({"params": params, **settings})
+    optimizers = [cls(g) for (cls, _), g in groups.items()]
+    schedulers = [sched.to_torch(opt) for ((_, sched), opt) in zip(groups, optimizers) if sched is not None]
+    slot = {id(p): (o, j) for o, opt in enumerate(optimizers) for j, g in enumerate(opt.param_groups)
+            for p in g["params"][:1]}
+    where = [slot[id(params[0])] for params in own]  # each copy's (optimizer, group), to read its η
     l1 = torch.tensor([0.0 if r.prox else r.l1 for r in runs], device=device)
     prox = [(i, r.lr * r.l1) for i, r in enumerate(runs) if r.prox and r.l1 > 0]
     gens = [generator(r.seed + 1) for r in runs]  # the batch order: one stream per copy, as a lone run has
     b = min(config.batch_size, n)
     per_epoch = math.ceil(n / b)
     total = per_epoch * config.epochs
+    for run in runs:
+        limit = getattr(run.schedule, "total_steps", None)
+        if limit is not None and limit < total:
+            raise ValueError(f"{type(run.schedule).__name__}(total_steps={limit}) is shorter than the run: "
+                             f"{config.epochs} epochs × {per_epoch} updates = {total} updates")
     bad = torch.full((len(runs),), -1, dtype=torch.long)
     evals = [(_evaluate(stacked, split.x_train, split.y_train), _evaluate(stacked, split.x_val, split.y_val))]
+    step_loss = torch.empty(len(runs), total, dtype=torch.float64)
+    step_lr = torch.empty(len(runs), total, dtype=torch.float64)
     step = 0
     for _ in range(config.epochs):
         orders = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
@@ -176,8 +204,13 @@ def _train(split: DigitsSplit, runs: Sequence[Run], config: MLPConfig,
             for i, params in enumerate(own):
                 for p, g in zip(params, grads):
                     p.grad = g[i]
+            step_lr[:, step] = torch.tensor([optimizers[o].param_groups[j]["lr"] for o, j in where],
+                                            dtype=torch.float64)
+            step_loss[:, step] = losses.detach().double().cpu()
             for opt in optimizers:
                 opt.step()
+            for sched in schedulers:
+                sched.step()
             with torch.no_grad():
                 for i, t in prox:  # the proximal step of ηα Σ|w|: soft-thresholding
                     for p in own[i]:
@@ -191,9 +224,10 @@ def _train(split: DigitsSplit, runs: Sequence[Run], config: MLPConfig,
     (tl, ta), (vl, va) = [[torch.stack(t, 1).cpu() for t in zip(*pairs)] for pairs in zip(*evals)]
     diverged = tuple(None if k < 0 else int(k) for k in bad.tolist())
     first = min(((k, i) for i, k in enumerate(diverged) if k is not None), default=None)
-    weights = torch.cat([stacked[0].detach().flatten(1), stacked[2].detach().flatten(1)], 1).cpu()
+    weights = torch.cat([w.detach().flatten(1) for w in stacked[::2]], 1).cpu()
     return Curves(tuple(runs), tl, vl, ta, va, weights, diverged, per_epoch,
-                  diverged_at=first and first[0], diverged_run=first and _label(runs[first[1]]))
+                  diverged_at=first and first[0], diverged_run=first and _label(runs[first[1]]),
+                  step_loss=step_loss, step_lr=step_lr)
 
 
 def _label(run: Run) -> str:
@@ -214,7 +248,8 @@ def train_runs(split: DigitsSplit, runs: Sequence[Run], config: MLPConfig = MLPC
     return Curves(tuple(runs), *(torch.cat([getattr(c, f) for c in parts]) for f in
                                  ("train_loss", "val_loss", "train_acc", "val_acc", "weights")),
                   diverged, parts[0].steps_per_epoch, diverged_at=first and first[0],
-                  diverged_run=first and _label(runs[first[1]]))
+                  diverged_run=first and _label(runs[first[1]]),
+                  step_loss=torch.cat([c.step_loss for c in parts]), step_lr=torch.cat([c.step_lr for c in parts]))
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradlab.batched_mlp import MLPConfig, Run, digits_split, time_sweep, train_runs
+from gradlab.schedules import Cosine, MultiStep, OneCycle, WarmupCosine, WarmRestarts, lr_at
 from gradlab.seeding import generator
 
 SPLIT = digits_split(0)
@@ -40,18 +41,29 @@ def test_batched_runs_equal_the_same_runs_one_at_a_time():
     assert batched.diverged == looped.diverged == (None,) * len(RUNS)
 
 
-@pytest.mark.parametrize("run", [Run("Adam", 3e-3, 1e-2, seed=2), Run("momentum", 0.05, seed=1),
-                                 Run("AdamW", 1e-2, 0.1, seed=5)], ids=lambda r: r.kind)
-def test_a_copy_trains_exactly_as_nn_linear_layers_with_torch_optim(run):
-    """The same initial weights and mini-batches, fed to nn.Sequential and the optimizer the plain way."""
+TOTAL = SMALL.epochs * math.ceil(SPLIT.x_train.shape[0] / SMALL.batch_size)  # updates in a SMALL run
+
+
+@pytest.mark.parametrize("run, depth", [
+    (Run("Adam", 3e-3, 1e-2, seed=2), 1), (Run("momentum", 0.05, seed=1), 1), (Run("AdamW", 1e-2, 0.1, seed=5), 1),
+    (Run("Adam", 3e-3, seed=4, schedule=WarmupCosine(TOTAL, 3)), 3),
+    (Run("momentum", 0.1, seed=6, schedule=OneCycle(TOTAL)), 2)], ids=lambda x: getattr(x, "kind", x))
+def test_a_copy_trains_exactly_as_nn_linear_layers_with_torch_optim(run, depth):
+    """The same initial weights and mini-batches, fed to nn.Sequential, its optimizer and its scheduler the plain
+    way; one and several hidden layers."""
     g = generator(run.seed)
-    shapes = [((64, 12), 64), ((1, 12), 64), ((12, 10), 12), ((1, 10), 12)]
-    w1, b1, w2, b2 = [(torch.rand(s, generator=g) * 2 - 1) / math.sqrt(f) for s, f in shapes]
-    net = nn.Sequential(nn.Linear(64, 12), nn.ReLU(), nn.Linear(12, 10))
-    with torch.no_grad():
-        net[0].weight.copy_(w1.T), net[0].bias.copy_(b1[0]), net[2].weight.copy_(w2.T), net[2].bias.copy_(b2[0])
+    widths = [64] + [12] * depth + [10]
+    layers = []
+    for a, b in zip(widths, widths[1:]):
+        w, bias = [(torch.rand(s, generator=g) * 2 - 1) / math.sqrt(a) for s in ((a, b), (1, b))]
+        layer = nn.Linear(a, b)
+        with torch.no_grad():
+            layer.weight.copy_(w.T), layer.bias.copy_(bias[0])
+        layers += [layer, nn.ReLU()]
+    net = nn.Sequential(*layers[:-1])
     cls, settings = run.group()
     opt = cls(net.parameters(), **settings)
+    sched = run.schedule.to_torch(opt) if run.schedule is not None else None
     order_gen = generator(run.seed + 1)
     n = SPLIT.x_train.shape[0]
     for _ in range(SMALL.epochs):
@@ -61,12 +73,44 @@ def test_a_copy_trains_exactly_as_nn_linear_layers_with_torch_optim(run):
             opt.zero_grad()
             F.cross_entropy(net(SPLIT.x_train[idx]), SPLIT.y_train[idx]).backward()
             opt.step()
-    ours = train_runs(SPLIT, [run], SMALL)
-    torch.testing.assert_close(ours.weights[0], torch.cat([net[0].weight.T.flatten(), net[2].weight.T.flatten()]),
+            if sched is not None:
+                sched.step()
+    ours = train_runs(SPLIT, [run], MLPConfig(12, SMALL.epochs, SMALL.batch_size, depth))
+    torch.testing.assert_close(ours.weights[0], torch.cat([m.weight.T.flatten() for m in net[::2]]),
                                rtol=1e-4, atol=1e-5)
     with torch.no_grad():
         val = F.cross_entropy(net(SPLIT.x_val), SPLIT.y_val).double()
     torch.testing.assert_close(ours.val_loss[0, -1], val, rtol=1e-4, atol=1e-6)
+
+
+def test_each_copy_follows_its_own_schedule_and_the_record_holds_the_formula():
+    schedules = [None, Cosine(TOTAL, 1e-3), WarmupCosine(TOTAL, 4), OneCycle(TOTAL), MultiStep((3, 7), 0.1),
+                 WarmRestarts(5, 2)]
+    runs = [Run("momentum", 0.05, seed=i, schedule=s) for i, s in enumerate(schedules)]
+    runs.append(Run("Adam", 3e-3, seed=9, schedule=Cosine(TOTAL)))  # same schedule, another optimizer class
+    batched = train_runs(SPLIT, runs, SMALL)
+    looped = train_runs(SPLIT, runs, SMALL, batched=False)
+    assert batched.step_lr.shape == batched.step_loss.shape == (len(runs), TOTAL)
+    for i, run in enumerate(runs):
+        formula = torch.tensor([run.lr if run.schedule is None else lr_at(run.schedule, k, run.lr)
+                                for k in range(TOTAL)], dtype=torch.float64)
+        torch.testing.assert_close(batched.step_lr[i], formula, rtol=1e-12, atol=0)
+    for name in ("train_loss", "val_loss", "weights", "step_loss", "step_lr"):
+        torch.testing.assert_close(getattr(batched, name), getattr(looped, name), rtol=1e-4, atol=1e-5)
+    # the first update's recorded loss is the loss at the initial weights, on the first mini-batch
+    assert batched.step_loss[:, 0].sub(math.log(10)).abs().max() < 0.3
+
+
+def test_a_one_cycle_shorter_than_the_run_is_a_clear_error():
+    with pytest.raises(ValueError, match="shorter than the run"):
+        train_runs(SPLIT, [Run("momentum", 0.1, schedule=OneCycle(TOTAL - 1))], SMALL)
+
+
+def test_a_bad_network_setting_or_schedule_is_a_clear_error():
+    with pytest.raises(ValueError, match="depth must be a whole number"):
+        MLPConfig(depth=0)
+    with pytest.raises(TypeError, match="schedule must be"):
+        Run("SGD", 0.1, schedule=0.5)
 
 
 def test_a_diverging_copy_is_named_and_leaves_the_others_alone():
