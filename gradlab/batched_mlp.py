@@ -24,8 +24,8 @@ from torch import Tensor
 from .schedules import Schedule
 from .seeding import generator
 
-__all__ = ["KINDS", "Run", "DigitsSplit", "digits_split", "MLPConfig", "Curves", "train_runs", "SweepTiming",
-           "time_sweep"]
+__all__ = ["KINDS", "Run", "DigitsSplit", "digits_split", "MLPConfig", "Curves", "forward", "train_runs",
+           "SweepTiming", "time_sweep"]
 
 KINDS = ("SGD", "momentum", "Adagrad", "RMSprop", "Adam", "AdamW", "AMSGrad")
 MOMENTUM = 0.9  # SGD's β in every run of the chapter
@@ -129,6 +129,9 @@ class Curves:
         return self.weights.norm(dim=1)
 
 
+OnEpoch = Callable[[int, list[Tensor]], None]
+
+
 def _init(runs: Sequence[Run], d_in: int, hidden: int, d_out: int, device, depth: int = 1) -> list[Tensor]:
     """nn.Linear's default initialization, U(−1/√fan_in, 1/√fan_in) for weights and biases, one seed per copy."""
     widths = [d_in] + [hidden] * depth + [d_out]
@@ -141,7 +144,7 @@ def _init(runs: Sequence[Run], d_in: int, hidden: int, d_out: int, device, depth
     return [torch.stack(t).to(device) for t in out]
 
 
-def _forward(params: Sequence[Tensor], x: Tensor) -> Tensor:
+def forward(params: Sequence[Tensor], x: Tensor) -> Tensor:
     """Logits (K, B, 10) of K copies on inputs (K, B, 64) or (B, 64); params are (weight, bias) pairs."""
     if x.dim() == 2:
         x = x.expand(params[0].shape[0], *x.shape)
@@ -152,14 +155,14 @@ def _forward(params: Sequence[Tensor], x: Tensor) -> Tensor:
 
 def _evaluate(params: Sequence[Tensor], x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     with torch.no_grad():
-        logits = _forward(params, x)
+        logits = forward(params, x)
         loss = F.cross_entropy(logits.transpose(1, 2), y.expand(logits.shape[0], -1), reduction="none").mean(1)
         acc = (logits.argmax(-1) == y).double().mean(1)
     return loss.double(), acc
 
 
 def _train(split: DigitsSplit, runs: Sequence[Run], config: MLPConfig,
-           progress: Callable[[float], None] | None) -> Curves:
+           progress: Callable[[float], None] | None, on_epoch: OnEpoch | None = None) -> Curves:
     device = split.x_train.device
     n, d_in = split.x_train.shape
     stacked = [p.requires_grad_(True) for p in _init(runs, d_in, config.hidden, 10, device, config.depth)]
@@ -195,7 +198,7 @@ def _train(split: DigitsSplit, runs: Sequence[Run], config: MLPConfig,
         orders = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
         for start in range(0, n, b):
             idx = orders[:, start:start + b]
-            logits = _forward(stacked, split.x_train[idx])
+            logits = forward(stacked, split.x_train[idx])
             losses = F.cross_entropy(logits.transpose(1, 2), split.y_train[idx], reduction="none").mean(1)
             if l1.any():
                 losses = losses + l1 * sum(p.abs().flatten(1).sum(1) for p in stacked)
@@ -221,6 +224,8 @@ def _train(split: DigitsSplit, runs: Sequence[Run], config: MLPConfig,
             if progress is not None:
                 progress(step / total)
         evals.append((_evaluate(stacked, split.x_train, split.y_train), _evaluate(stacked, split.x_val, split.y_val)))
+        if on_epoch is not None:
+            on_epoch(len(evals) - 1, [p.detach().clone() for p in stacked])
     (tl, ta), (vl, va) = [[torch.stack(t, 1).cpu() for t in zip(*pairs)] for pairs in zip(*evals)]
     diverged = tuple(None if k < 0 else int(k) for k in bad.tolist())
     first = min(((k, i) for i, k in enumerate(diverged) if k is not None), default=None)
@@ -235,10 +240,17 @@ def _label(run: Run) -> str:
 
 
 def train_runs(split: DigitsSplit, runs: Sequence[Run], config: MLPConfig = MLPConfig(),
-               progress: Callable[[float], None] | None = None, batched: bool = True) -> Curves:
-    """Train every run, all copies in one stacked network (``batched``) or one after another; same numbers."""
+               progress: Callable[[float], None] | None = None, batched: bool = True,
+               on_epoch: OnEpoch | None = None) -> Curves:
+    """Train every run, all copies in one stacked network (``batched``) or one after another; same numbers.
+
+    ``on_epoch(epoch, params)``, if given, receives a copy of the stacked parameters after each epoch (epoch 1, 2,
+    …): (weight, bias) pairs with the copies along the first dimension, which :func:`forward` evaluates (Chapter
+    4's snapshots). Batched runs only."""
+    if on_epoch is not None and not batched:
+        raise ValueError("on_epoch needs batched=True: the copies' parameters are stacked")
     if batched or len(runs) == 1:
-        return _train(split, runs, config, progress)
+        return _train(split, runs, config, progress, on_epoch)
     parts = []
     for i, run in enumerate(runs):
         sub = None if progress is None else (lambda f, i=i: progress((i + f) / len(runs)))

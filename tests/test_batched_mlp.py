@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradlab.batched_mlp import MLPConfig, Run, digits_split, time_sweep, train_runs
+from gradlab.batched_mlp import MLPConfig, Run, digits_split, forward, time_sweep, train_runs
 from gradlab.schedules import Cosine, MultiStep, OneCycle, WarmupCosine, WarmRestarts, lr_at
 from gradlab.seeding import generator
 
@@ -99,6 +99,19 @@ def test_each_copy_follows_its_own_schedule_and_the_record_holds_the_formula():
         torch.testing.assert_close(getattr(batched, name), getattr(looped, name), rtol=1e-4, atol=1e-5)
     # the first update's recorded loss is the loss at the initial weights, on the first mini-batch
     assert batched.step_loss[:, 0].sub(math.log(10)).abs().max() < 0.3
+
+
+def test_each_epochs_snapshot_reproduces_that_epochs_validation_loss():
+    seen = []
+    out = train_runs(SPLIT, RUNS[:3], SMALL, on_epoch=lambda epoch, params: seen.append((epoch, params)))
+    assert [e for e, _ in seen] == list(range(1, SMALL.epochs + 1))
+    for epoch, params in seen:
+        loss = F.cross_entropy(forward(params, SPLIT.x_val).transpose(1, 2),
+                               SPLIT.y_val.expand(3, -1), reduction="none").mean(1).double()
+        torch.testing.assert_close(loss, out.val_loss[:, epoch], rtol=1e-6, atol=1e-7)
+    assert seen[0][1][0].data_ptr() != seen[1][1][0].data_ptr()  # copies, not views of the training weights
+    with pytest.raises(ValueError, match="batched=True"):
+        train_runs(SPLIT, RUNS[:2], SMALL, batched=False, on_epoch=print)
 
 
 def test_a_one_cycle_shorter_than_the_run_is_a_clear_error():
