@@ -14,10 +14,11 @@ import operator
 from dataclasses import asdict, dataclass
 from typing import ClassVar, Union
 
+import torch
 from torch.optim import Optimizer, lr_scheduler
 
 __all__ = ["Step", "MultiStep", "Exponential", "Cosine", "WarmupCosine", "OneCycle", "WarmRestarts", "Schedule",
-           "lr_at", "momentum_at"]
+           "lr_at", "momentum_at", "torch_trace"]
 
 
 def _check(ok: bool, message: str) -> None:
@@ -257,3 +258,26 @@ def momentum_at(schedule: OneCycle, k: int) -> float:
         raise TypeError(f"only one-cycle sets the momentum, not {schedule!r}")
     _check(schedule.cycle_momentum, "with cycle_momentum=False the optimizer's own momentum is left alone")
     return schedule._anneal(_step(k), {"max": schedule.max_momentum, "base": schedule.base_momentum}, 2)
+
+
+def torch_trace(schedule: Schedule, steps: int, base_lr: float = 0.1,
+                kind: str = "sgd") -> tuple[list[float], list[float]]:
+    """η and the momentum (SGD's, or Adam's β₁ for ``kind="adam"``) of steps 0 to ``steps`` under PyTorch's scheduler.
+
+    The scheduler drives a real optimizer of one parameter, stepped once per step after the optimizer, as in
+    training; nothing moves, since the parameter has no gradient. Chapter 4 sets this beside :func:`lr_at`.
+    """
+    _check(kind in ("sgd", "adam"), f"kind is 'sgd' or 'adam', not {kind!r}")
+    _whole(steps, "steps", 0)
+    params = [torch.zeros(1, requires_grad=True)]
+    opt = torch.optim.Adam(params, lr=base_lr) if kind == "adam" else torch.optim.SGD(params, lr=base_lr, momentum=0.9)
+    scheduler = schedule.to_torch(opt)
+    lrs, momenta = [], []
+    for k in range(steps + 1):
+        if k:
+            opt.step()  # no gradient: it moves nothing, yet keeps the order of the two steps right
+            scheduler.step()
+        group = opt.param_groups[0]
+        lrs.append(group["lr"])
+        momenta.append(group["betas"][0] if kind == "adam" else group["momentum"])
+    return lrs, momenta

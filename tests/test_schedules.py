@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from gradlab.plateau import Plateau, plateau_decisions
+from gradlab import schedules
 from gradlab.schedules import (Cosine, Exponential, MultiStep, OneCycle, Step, WarmRestarts, WarmupCosine, lr_at,
                                momentum_at)
 
@@ -20,24 +21,13 @@ BASE_LR = 0.1
 CHAINED = 1e-12
 
 
-def optimizer(kind: str = "sgd", lr: float = BASE_LR) -> torch.optim.Optimizer:
-    params = [torch.zeros(1, requires_grad=True)]
-    return torch.optim.Adam(params, lr=lr) if kind == "adam" else torch.optim.SGD(params, lr=lr, momentum=0.9)
+def optimizer() -> torch.optim.Optimizer:
+    return torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=BASE_LR, momentum=0.9)
 
 
 def torch_trace(schedule, steps: int, kind: str = "sgd"):
     """The learning rates and momenta of steps 0 to ``steps`` under PyTorch's scheduler, stepped once per step."""
-    opt = optimizer(kind)
-    scheduler = schedule.to_torch(opt)
-    lrs, momenta = [], []
-    for k in range(steps + 1):
-        if k:
-            opt.step()  # no gradients: it moves nothing, yet marks the order of the two steps as right
-            scheduler.step()
-        group = opt.param_groups[0]
-        lrs.append(group["lr"])
-        momenta.append(group["betas"][0] if kind == "adam" else group["momentum"])
-    return lrs, momenta
+    return schedules.torch_trace(schedule, steps, BASE_LR, kind)
 
 
 def ours(schedule, steps: int, shift: int = 0) -> list[float]:
@@ -119,7 +109,7 @@ def test_one_cycle_without_momentum_cycling_leaves_momentum_alone(kind):
     schedule = OneCycle(50, cycle_momentum=False)
     lrs, momenta = torch_trace(schedule, 50, kind)
     assert ours(schedule, 50) == lrs
-    assert set(momenta) == {0.9}  # what optimizer() built both with
+    assert set(momenta) == {0.9}  # what torch_trace built both optimizers with
     with pytest.raises(ValueError, match="cycle_momentum"):
         momentum_at(schedule, 0)
 
@@ -287,3 +277,10 @@ def test_bad_input_is_a_clear_value_error(make, says):
 def test_plateau_is_not_a_schedule_of_the_step():
     with pytest.raises(TypeError, match="gradlab.plateau"):
         lr_at(Plateau(), 3, BASE_LR)
+
+
+def test_torch_trace_says_what_it_cannot_drive():
+    with pytest.raises(ValueError, match="'sgd' or 'adam'"):
+        schedules.torch_trace(Cosine(10), 10, kind="lion")
+    with pytest.raises(ValueError, match="steps must be a whole number"):
+        schedules.torch_trace(Cosine(10), -1)
