@@ -8,40 +8,17 @@ import torch
 from torch import nn
 
 from gradlab.lr_finder import LRFinderResult, find_lr
-
-
-def half_mse(out, y):
-    """½·mean((Xw − y)²): its Hessian in w is exactly XᵀX/N."""
-    return 0.5 * ((out.squeeze(-1) - y) ** 2).mean()
-
-
-def regression(seed: int = 0, n: int = 256, d: int = 6):
-    """Standardized, correlated inputs (so the Hessian's eigenvalues spread), exact targets, and 2/λ_max."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, d, generator=g, dtype=torch.float64) @ torch.randn(d, d, generator=g, dtype=torch.float64)
-    x = (x - x.mean(0)) / x.std(0, unbiased=False)
-    y = x @ torch.randn(d, generator=g, dtype=torch.float64)
-    lam_max = torch.linalg.eigvalsh(x.T @ x / n)[-1].item()
-    return x, y, lam_max, g
-
-
-def linear_sgd(d: int = 6):
-    """A bias-free linear model from w = 0 and plain SGD: no momentum, so 2/λ_max is the exact threshold."""
-    model = nn.Linear(d, 1, bias=False).double()
-    nn.init.zeros_(model.weight)
-    return model, torch.optim.SGD(model.parameters(), lr=1.0)
+from gradlab.scheduling.known_range import half_mse, known_range
 
 
 # --- (a) Against theory: gradient descent on a quadratic is stable exactly for η < 2/λ_max ---
 
 def test_with_noisy_gradients_the_sweep_blows_up_just_above_2_over_lambda_max():
-    x, y, lam_max, g = regression()
-    edge = 2 / lam_max
     # Every batch is the whole data set, so every step's Hessian is exactly XᵀX/N; only the labels carry
     # fresh noise, which keeps every eigen-direction of the error stirred up, as mini-batches do.
-    loader = [(x, y + torch.randn(len(y), generator=g, dtype=torch.float64)) for _ in range(20)]
-    model, opt = linear_sgd()
-    r = find_lr(model, half_mse, loader, opt, steps=300)
+    p = known_range()
+    edge = 2 / p.lam_max
+    r = find_lr(p.model, half_mse, p.batches, p.optimizer, steps=300)
     assert r.stopped_early and "exceeded 4 × its minimum" in r.stop_reason
     # Tolerance: above 2/λ_max the loss along the top eigenvector grows by (ηλ_max − 1)² a step, from the
     # level the noise holds it at, until the smoothed loss (an average that lags by ~50 steps) reaches 4×
@@ -56,10 +33,9 @@ def test_with_noisy_gradients_the_sweep_blows_up_just_above_2_over_lambda_max():
 def test_without_gradient_noise_the_blow_up_waits_until_the_top_direction_regains_its_size():
     """Full batch, exact targets: at η ≈ 1/λ_max one step all but wipes out the error along the top
     eigenvector, so above 2/λ_max it must grow back from almost nothing: the blow-up comes late."""
-    x, y, lam_max, _ = regression()
-    edge = 2 / lam_max
-    model, opt = linear_sgd()
-    r = find_lr(model, half_mse, [(x, y)], opt)
+    p = known_range(noisy=False)
+    lam_max, edge = p.lam_max, p.edge
+    r = find_lr(p.model, half_mse, p.batches, p.optimizer)
     assert r.stopped_early and "exceeded 4 × its minimum" in r.stop_reason
     below = [k for k, lr in enumerate(r.lrs) if lr < edge]
     # below 2/λ_max every eigen-direction contracts, so the loss never rises (up to rounding)
@@ -281,3 +257,24 @@ def test_the_learning_rates_are_the_geometric_sequence_and_reach_every_group():
     assert all(b / a == pytest.approx(10 ** 0.5, rel=1e-12) for a, b in zip(r.lrs, r.lrs[1:]))
     assert held == [[lr, lr] for lr in r.lrs]
     assert [g["lr"] for g in opt.param_groups] == [1.0, 5.0]  # and put back afterwards
+
+
+@pytest.mark.parametrize("factor, converges", [(0.97, True), (1.03, False)])
+def test_the_known_range_problem_has_its_edge_at_2_over_lambda_max(factor, converges):
+    """Full-batch gradient descent just inside the edge converges and just outside it diverges: the edge is
+    not assumed from the formula but checked on the problem the finder is tested on."""
+    p = known_range(noisy=False)
+    for group in p.optimizer.param_groups:
+        group["lr"] = factor * p.edge
+    (x, y), = p.batches
+    for _ in range(400):
+        p.optimizer.zero_grad()
+        half_mse(p.model(x), y).backward()
+        p.optimizer.step()
+    grad_norm = torch.autograd.grad(half_mse(p.model(x), y), p.model.weight)[0].norm().item()
+    assert (grad_norm < 1e-3) == converges
+
+
+def test_the_known_range_problem_refuses_too_few_examples():
+    with pytest.raises(ValueError, match="n ≥ d"):
+        known_range(n=3, d=6)
