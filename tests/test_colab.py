@@ -254,8 +254,9 @@ def _pytest_in_colab(files: list[str], *args: str) -> None:
 @colab
 def test_every_widget_works_with_colabs_ipywidgets(colab_python):
     """Built, fired, and every control at its extremes, under ipywidgets 7.7.1 and ipykernel 6.17.
-    (The kernel-free HTML tests are the website's, which .venv builds; Colab shows live widgets.)"""
-    _pytest_in_colab(WIDGET_TESTS, "-k", "not kernel_free")
+    (The kernel-free HTML tests are the website's, which .venv builds; Colab shows live widgets. All controls
+    at their extremes together exercise the experiments' arithmetic, not the widget layer, and run in .venv.)"""
+    _pytest_in_colab(WIDGET_TESTS, "-k", "not kernel_free and not all_controls_at_their_extremes_together")
 
 
 @colab

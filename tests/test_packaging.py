@@ -49,3 +49,21 @@ def test_the_pinned_build_environment_never_asks_for_a_cuda_torch():
     lines = [ln.split("#")[0].strip() for ln in (ROOT / "requirements.txt").read_text().splitlines()]
     torch_lines = [ln for ln in lines if ln.lower().startswith("torch")]
     assert torch_lines == ["torch==2.13.0"]  # the CPU build a fresh machine already has
+
+
+def test_xdist_keeps_each_group_on_one_worker(tmp_path):
+    """`make test` runs `--dist loadgroup` so the book is built once and the Colab and JupyterLab tests each
+    share one environment; pytest 9.2 with pytest-xdist 3.8 silently ignores the groups (xdist#1386)."""
+    for name in ("a", "b"):
+        (tmp_path / f"test_{name}.py").write_text(
+            "import os, pytest\n"
+            "@pytest.mark.xdist_group('g')\n"
+            "@pytest.mark.parametrize('i', range(4))\n"
+            f"def test_grouped(i):\n    open('{tmp_path}/worker_{name}' + str(i), 'w').write(os.environ['PYTEST_XDIST_WORKER'])\n"
+            "def test_free():\n    pass\n")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadgroup", "-p",
+                           "no:cacheprovider", str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    workers = {p.read_text() for p in tmp_path.glob("worker_*")}
+    assert len(list(tmp_path.glob("worker_*"))) == 8
+    assert len(workers) == 1, f"one xdist group ran on several workers: {sorted(workers)}"
