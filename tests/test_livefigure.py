@@ -28,11 +28,16 @@ def fresh_pixels(exp, result) -> np.ndarray:
 
 
 def walk(exp) -> list[dict]:
-    """Each control through its website values (or its extremes), one at a time, then all back."""
+    """Each control through its website values (or its extremes), one at a time, then all back. A training
+    widget's numeric controls go to the two ends of their grid only: each value is a training run, and the
+    figure's structure changes with the options of a dropdown, not along a slider."""
     base = exp.defaults()
     steps = []
     for c in exp.controls:
-        for v in (c.grid or c.extremes()):
+        values = list(c.grid or c.extremes())
+        if exp.trains and c.kind != "choice":
+            values = values[:1] + values[-1:] if len(values) > 1 else values
+        for v in values:
             steps.append({**base, c.name: v})
     return steps + [base]
 
