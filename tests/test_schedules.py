@@ -284,3 +284,20 @@ def test_torch_trace_says_what_it_cannot_drive():
         schedules.torch_trace(Cosine(10), 10, kind="lion")
     with pytest.raises(ValueError, match="steps must be a whole number"):
         schedules.torch_trace(Cosine(10), -1)
+
+
+def test_the_gallery_draws_every_schedule_of_the_step_from_torchs_own_trace():
+    import matplotlib.pyplot as plt
+
+    from gradlab.plots.gallery import gallery_cases, plot_gallery
+
+    cases = gallery_cases(200)
+    assert {type(s) for s in cases.values()} == {Step, MultiStep, Exponential, Cosine, WarmupCosine, OneCycle,
+                                                  WarmRestarts}
+    fig = plt.figure()
+    axes = plot_gallery(fig, total_steps=200, peak=0.1)
+    assert [ax.get_title() for ax in axes] == list(cases)
+    for ax, schedule in zip(axes, cases.values()):
+        drawn = ax.get_lines()[0].get_ydata()
+        assert list(drawn) == torch_trace(schedule, 200)[0]
+    plt.close(fig)
