@@ -17,7 +17,7 @@ from typing import ClassVar, Union
 import torch
 from torch.optim import Optimizer, lr_scheduler
 
-__all__ = ["Step", "MultiStep", "Exponential", "Cosine", "WarmupCosine", "OneCycle", "WarmRestarts", "Schedule",
+__all__ = ["Step", "MultiStep", "Exponential", "Cosine", "Warmup", "WarmupCosine", "OneCycle", "WarmRestarts", "Schedule",
            "lr_at", "momentum_at", "torch_trace"]
 
 
@@ -115,6 +115,26 @@ class Cosine(_Schedule):
 
     def lr(self, k: int, base_lr: float) -> float:
         return _cosine(k, self.T_max, base_lr, self.eta_min)
+
+
+@dataclass(frozen=True)
+class Warmup(_Schedule):
+    """LinearLR: η_k = η(s + (1 − s)k / T_w) for k < T_w, then η itself: warmup, then a constant rate."""
+
+    torch_name = "LinearLR"
+    warmup_steps: int
+    start_factor: float = 1 / 3
+
+    def __post_init__(self):
+        _whole(self.warmup_steps, "warmup_steps", 1)
+        _check(0 < self.start_factor <= 1, f"start_factor must be in (0, 1], got {self.start_factor}")
+
+    def lr(self, k: int, base_lr: float) -> float:
+        return base_lr * (self.start_factor + (1 - self.start_factor) * min(k, self.warmup_steps) / self.warmup_steps)
+
+    def to_torch(self, optimizer: Optimizer) -> lr_scheduler.LRScheduler:
+        """PyTorch's scheduler for ``optimizer``, to step once after each optimizer step."""
+        return lr_scheduler.LinearLR(optimizer, self.start_factor, total_iters=self.warmup_steps)
 
 
 @dataclass(frozen=True)
@@ -232,7 +252,7 @@ class WarmRestarts(_Schedule):
         return _cosine(k, period, base_lr, self.eta_min)
 
 
-Schedule = Union[Step, MultiStep, Exponential, Cosine, WarmupCosine, OneCycle, WarmRestarts]
+Schedule = Union[Step, MultiStep, Exponential, Cosine, Warmup, WarmupCosine, OneCycle, WarmRestarts]
 
 
 def _step(k) -> int:

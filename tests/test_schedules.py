@@ -8,7 +8,7 @@ import torch
 
 from gradlab.plateau import Plateau, plateau_decisions
 from gradlab import schedules
-from gradlab.schedules import (Cosine, Exponential, MultiStep, OneCycle, Step, WarmRestarts, WarmupCosine, lr_at,
+from gradlab.schedules import (Cosine, Exponential, MultiStep, OneCycle, Step, Warmup, WarmRestarts, WarmupCosine, lr_at,
                                momentum_at)
 
 # A scheduler stepped before its optimizer warns; as an error, that mistake cannot hide in these tests.
@@ -47,6 +47,8 @@ CHAINED_CASES = {  # name: (schedule, steps)
     "multistep-repeated": (MultiStep([4, 4, 10], 0.3), 15),  # η γ² at step 4: PyTorch counts the milestone twice
     "multistep-at-0": (MultiStep((0, 3)), 6),
     "exponential": (Exponential(0.97), 300),
+    "warmup": (Warmup(50, 0.01), 120),
+    "warmup-default-start": (Warmup(7), 20),
     "exponential-growing": (Exponential(1.1), 100),
     "cosine": (Cosine(50), 160),  # past T_max: down, up again to η at 100, down again by 150
     "cosine-eta-min": (Cosine(37, eta_min=1e-3), 150),
