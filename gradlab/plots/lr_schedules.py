@@ -6,11 +6,13 @@ import math
 import numpy as np
 from matplotlib.axes import Axes
 
+from ..scheduling.digits import ScheduleRace, WarmupSweep
 from ..scheduling.floor import FloorRuns
 from ..style import PALETTE, series_style
 from . import axes_or_new
 
-__all__ = ["plot_floor_curves", "plot_floor_val", "plot_floor_sweep"]
+__all__ = ["plot_floor_curves", "plot_floor_val", "plot_floor_sweep", "plot_schedule_lrs", "plot_schedule_curves",
+           "plot_schedule_final", "plot_warmup_fraction", "plot_warmup_steps"]
 
 TINY = 1e-12  # an excess loss is positive; a floor for the log axis
 
@@ -76,4 +78,86 @@ def plot_floor_sweep(runs: FloorRuns, ax: Axes | None = None, mark: float | None
     ax.set(xscale="log", yscale="log", xlabel="learning rate η", ylabel="floor: mean f − f*",
            title=f"B = {runs.config.batch_size}")
     ax.legend(fontsize=9, loc="upper left")
+    return ax
+
+
+def plot_schedule_lrs(race: ScheduleRace, ax: Axes | None = None, momentum: bool = True) -> Axes:
+    """η_k of each schedule of a race, as PyTorch's scheduler set it during training (first seed's copy)."""
+    ax = axes_or_new(ax)
+    steps = np.arange(race.curves.step_lr.shape[1])
+    for i, name in enumerate(race.config.names):
+        style = series_style(i)
+        ax.plot(steps, race.curves.step_lr[i * race.config.seeds].numpy(), color=style["color"],
+                linestyle=style["linestyle"], linewidth=1.8, label=name)
+    ax.set(xlabel="update k", ylabel=r"learning rate $\eta_k$", xlim=(0, steps[-1]))
+    ax.set_ylim(0, race.config.lr * 1.08)
+    ax.legend(fontsize=9, loc="upper right")
+    return ax
+
+
+def plot_schedule_curves(race: ScheduleRace, ax: Axes | None = None) -> Axes:
+    """Training (dashed) and validation (solid) loss per epoch, mean over seeds, for each schedule."""
+    ax = axes_or_new(ax)
+    epochs = np.arange(race.curves.val_loss.shape[1])
+    for i, name in enumerate(race.config.names):
+        style = series_style(i)
+        for split, dash in (("val_loss", "-"), ("train_loss", "--")):
+            mean = race.per_schedule(getattr(race.curves, split)).mean(1)[i].numpy()
+            ax.plot(epochs, np.clip(mean, 1e-4, None), color=style["color"], linestyle=dash, linewidth=1.6,
+                    label=name if split == "val_loss" else None)
+    ax.set(yscale="log", xlabel="epoch", ylabel="cross-entropy loss", xlim=(0, epochs[-1]), ylim=(1e-3, 5.0))
+    ax.legend(fontsize=9, loc="lower left", title="solid: validation, dashed: training", title_fontsize=9)
+    return ax
+
+
+def plot_schedule_final(race: ScheduleRace, ax: Axes | None = None) -> Axes:
+    """Final validation loss of every seed (dots) and the mean (bar) per schedule, within the same budget."""
+    ax = axes_or_new(ax)
+    per = race.per_schedule(race.curves.val_loss[:, -1]).numpy()
+    for i, name in enumerate(race.config.names):
+        style = series_style(i)
+        vals = np.where(np.isfinite(per[i]), per[i], np.nan)
+        if np.isfinite(vals).any():
+            ax.bar([i], [np.nanmean(vals)], color=style["color"], alpha=0.35)
+        ax.plot(np.full(len(vals), i), vals, "o", color=style["color"], markersize=6)
+        if not np.isfinite(per[i]).all():
+            ax.annotate("diverged", (i, 0.02), xycoords=("data", "axes fraction"), ha="center", fontsize=9,
+                        rotation=90)
+    ax.set_xticks(range(len(race.config.names)), race.config.names, rotation=30, ha="right")
+    ax.set(ylabel="final validation loss", yscale="log")
+    return ax
+
+
+def plot_warmup_fraction(sweep: WarmupSweep, ax: Axes | None = None) -> Axes:
+    """The fraction of seeds that failed against T_w, with a binomial standard error; the early spike above."""
+    ax = axes_or_new(ax)
+    tw = list(sweep.config.warmups)
+    x = np.arange(len(tw))
+    frac = sweep.fraction.numpy()
+    se = np.sqrt(frac * (1 - frac) / sweep.config.seeds)
+    ax.bar(x, frac, yerr=se, color=PALETTE[0], alpha=0.7, capsize=6, label="failed (diverged or at chance)")
+    ax.set(xticks=x, xticklabels=[str(t) for t in tw], xlabel=r"warmup length $T_{\mathrm{w}}$ (updates)",
+           ylabel="fraction of seeds that failed", ylim=(0, 1.25))
+    # the early spike, written above each bar (a second y axis would not survive the live figure's reuse)
+    for xi, p in zip(x, sweep.early_peak.median(1).values.tolist()):
+        text = f"{p:.3g}" if math.isfinite(p) else "inf"
+        ax.annotate(f"peak loss\n{text}", (xi, 1.08), ha="center", va="center", fontsize=9, color=PALETTE[1])
+    ax.legend(fontsize=9, loc="lower left", framealpha=0.9)
+    ax.set_title(f"median largest loss in the first {sweep.config.early} updates above each bar", fontsize=10)
+    return ax
+
+
+def plot_warmup_steps(sweep: WarmupSweep, ax: Axes | None = None) -> Axes:
+    """The mini-batch loss of the first updates (median over seeds) for each warmup length."""
+    ax = axes_or_new(ax)
+    k = min(sweep.curves.step_loss.shape[1], 4 * sweep.config.early)
+    for i, tw in enumerate(sweep.config.warmups):
+        style = series_style(i)
+        loss = sweep.curves.step_loss[i * sweep.config.seeds:(i + 1) * sweep.config.seeds, :k]
+        med = np.clip(np.nan_to_num(loss.median(0).values.numpy(), nan=1e6, posinf=1e6), 1e-3, 1e6)
+        ax.plot(np.arange(k), med, color=style["color"], linestyle=style["linestyle"], linewidth=1.6,
+                label=f"T_w = {tw}")
+    ax.axhline(math.log(10), color="0.4", linestyle=":", linewidth=1.2, label="chance, ln 10")
+    ax.set(yscale="log", xlabel="update k", ylabel="mini-batch loss (median over seeds)", xlim=(0, k - 1))
+    ax.legend(fontsize=9, loc="upper right")
     return ax

@@ -8,6 +8,8 @@ from types import SimpleNamespace
 from ..interact import Experiment, choice, compact, int_slider, log_slider
 from ..modes import pick
 from ..plots import lr_schedules as P
+from ..batched_mlp import MLPConfig
+from ..scheduling.digits import SCHEDULES, ScheduleRaceConfig, WarmupConfig, schedule_race, warmup_sweep
 from ..scheduling.floor import DECAYS, FloorConfig, floor_runs
 from . import register
 
@@ -65,4 +67,75 @@ def noise_floor() -> Experiment:
              "Right: the floor measured for six learning rates against the learning rate on log-log axes, on the "
              "formula's curve, a dashed straight line of slope one for small learning rates, the edge 2/λ_max "
              "dotted and the chosen learning rate as a star."),
+    )
+
+
+@register("ch04.designer")
+def schedule_designer() -> Experiment:
+    """One schedule against a constant η at the same peak, on the digits MLP, within a fixed budget of epochs."""
+
+    def compute(v, progress):
+        names = ("constant", v["schedule"]) if v["schedule"] != "constant" else ("constant",)
+        mlp = MLPConfig(hidden=pick(32, 16), epochs=int(v["epochs"]), batch_size=64)
+        cfg = ScheduleRaceConfig(names=names, kind=v["optimizer"], lr=float(v["lr"]), seeds=pick(3, 2), mlp=mlp)
+        return schedule_race(cfg, progress=progress)
+
+    def plot(race, fig):
+        left, middle, right = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.1, 1.1, 0.7]})
+        P.plot_schedule_lrs(race, left)
+        P.plot_schedule_curves(race, middle)
+        P.plot_schedule_final(race, right)
+
+    def describe(race) -> str:
+        loss, _ = race.final("val_loss")
+        acc, _ = race.final("val_acc")
+        parts = [f"{n}: {float(l):.3f} ({100 * float(a):.1f}%)" for n, l, a in zip(race.config.names, loss, acc)]
+        return f"Final validation loss (accuracy), mean of {race.config.seeds} seeds: " + "; ".join(parts) + "."
+
+    return Experiment(
+        "Schedule designer",
+        [choice("schedule", "schedule", [(n, n) for n in SCHEDULES if n != "constant"]),
+         choice("optimizer", "optimizer", [("SGD + momentum", "momentum"), ("Adam", "Adam")], grid=False),
+         log_slider("lr", "peak learning rate η_max", 0.3, 1e-3, 3.0, grid=(0.1, 0.3)),
+         int_slider("epochs", "budget (epochs)", pick(15, 3), 1, pick(40, 4))],
+        compute=compute, plot=plot, trains=True, figsize=(15.0, 4.6), describe=describe,
+        alt=("Three panels for a small network on the digits. Left: the learning rate against the update for a "
+             "constant rate and the chosen schedule at the same peak. Middle: the training (dashed) and "
+             "validation (solid) loss per epoch for both, on a log scale. Right: each seed's final validation "
+             "loss as a dot and their mean as a bar, for both."),
+    )
+
+
+@register("ch04.warmup")
+def warmup() -> Experiment:
+    """Adam (or SGD) at a large η on a deeper MLP: failures and the early loss spike against the warmup length."""
+
+    def compute(v, progress):
+        mlp = MLPConfig(hidden=pick(48, 16), epochs=pick(5, 2), batch_size=32, depth=int(v["depth"]))
+        warmups = pick((0, 10, 50, 150), (0, 10, 40))
+        cfg = WarmupConfig(warmups=warmups, lr=float(v["lr"]), seeds=pick(8, 2), kind=v["optimizer"], mlp=mlp)
+        return warmup_sweep(cfg, progress=progress)
+
+    def plot(sweep, fig):
+        left, right = fig.subplots(1, 2)
+        P.plot_warmup_fraction(sweep, left)
+        P.plot_warmup_steps(sweep, right)
+
+    def describe(sweep) -> str:
+        parts = [f"T_w = {tw}: {int(f.sum())}/{sweep.config.seeds} failed, early peak loss "
+                 f"{compact(float(p.median()))}" for tw, f, p in zip(sweep.config.warmups, sweep.failed,
+                                                                      sweep.early_peak)]
+        return "; ".join(parts) + "."
+
+    return Experiment(
+        "Warmup: failures and the first steps",
+        [choice("optimizer", "optimizer", [("Adam", "Adam"), ("SGD + momentum", "momentum")], grid=False),
+         log_slider("lr", "learning rate η (after warmup)", 0.04, 1e-3, 1.0, grid=(0.01, 0.04, 0.1)),
+         int_slider("depth", "hidden layers", 6, 1, pick(10, 6), grid=(2, 6))],
+        compute=compute, plot=plot, trains=True, figsize=(12.0, 4.6), describe=describe,
+        alt=("Two panels for a deeper network on the digits trained at one large learning rate, with linear warmup "
+             "of several lengths. Left: bars of the fraction of seeds that failed (diverged or ended no better "
+             "than chance) for each warmup length, with error bars, and above each bar the median of the largest "
+             "loss in the first updates. Right: the median mini-batch loss of the first updates for each warmup "
+             "length, with the loss of guessing, ln 10, dotted."),
     )
