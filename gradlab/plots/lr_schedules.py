@@ -8,11 +8,13 @@ from matplotlib.axes import Axes
 
 from ..scheduling.digits import ScheduleRace, WarmupSweep
 from ..scheduling.floor import FloorRuns
+from ..scheduling.range_test import RangeTest
 from ..style import PALETTE, series_style
 from . import axes_or_new
 
 __all__ = ["plot_floor_curves", "plot_floor_val", "plot_floor_sweep", "plot_schedule_lrs", "plot_schedule_curves",
-           "plot_schedule_final", "plot_warmup_fraction", "plot_warmup_steps"]
+           "plot_schedule_final", "plot_warmup_fraction", "plot_warmup_steps", "plot_range_sweeps",
+           "plot_range_training"]
 
 TINY = 1e-12  # an excess loss is positive; a floor for the log axis
 
@@ -160,4 +162,39 @@ def plot_warmup_steps(sweep: WarmupSweep, ax: Axes | None = None) -> Axes:
     ax.axhline(math.log(10), color="0.4", linestyle=":", linewidth=1.2, label="chance, ln 10")
     ax.set(yscale="log", xlabel="update k", ylabel="mini-batch loss (median over seeds)", xlim=(0, k - 1))
     ax.legend(fontsize=9, loc="upper right")
+    return ax
+
+
+def plot_range_sweeps(test: RangeTest, ax: Axes | None = None) -> Axes:
+    """Each seed's raw (faint) and smoothed loss against η on a log axis, its suggestion as a dot, η_max dashed."""
+    ax = axes_or_new(ax)
+    for i, (sweep, pick_) in enumerate(zip(test.sweeps, test.suggestions)):
+        style = series_style(i)
+        lrs = np.array(sweep.lrs)
+        raw = np.clip(np.nan_to_num(np.array(sweep.losses), nan=1e3, posinf=1e3), 1e-3, 1e3)
+        ax.plot(lrs, raw, color=style["color"], alpha=0.25, linewidth=1.0)
+        ax.plot(lrs, sweep.smoothed, color=style["color"], linewidth=1.8, label=f"seed {i}")
+        if math.isfinite(pick_):
+            ax.plot([pick_], [np.interp(np.log(pick_), np.log(lrs), sweep.smoothed)], "o", color=style["color"],
+                    markersize=9, markeredgecolor="black")
+    ax.axvline(test.peak, color="black", linestyle="--", linewidth=1.4, label=f"median: η_max = {test.peak:.3g}")
+    ax.set(xscale="log", xlabel="learning rate η (grows every mini-batch)", ylabel="loss", ylim=(0, 4.5),
+           title=f"rule: {test.config.rule}, spread ×{test.spread:.2g} between seeds")
+    ax.legend(fontsize=9, loc="upper left")
+    return ax
+
+
+def plot_range_training(test: RangeTest, ax: Axes | None = None) -> Axes:
+    """Training (dashed) and validation (solid) loss per epoch of one-cycle and the two constant rates."""
+    ax = axes_or_new(ax)
+    n = test.config.train_seeds
+    epochs = np.arange(test.curves.val_loss.shape[1])
+    for i, label in enumerate(test.labels):
+        style = series_style(i)
+        for split, dash in (("val_loss", "-"), ("train_loss", "--")):
+            mean = getattr(test.curves, split)[i * n:(i + 1) * n].mean(0).numpy()
+            ax.plot(epochs, np.clip(mean, 1e-4, None), color=style["color"], linestyle=dash, linewidth=1.6,
+                    label=label if split == "val_loss" else None)
+    ax.set(yscale="log", xlabel="epoch", ylabel="cross-entropy loss", xlim=(0, epochs[-1]), ylim=(1e-3, 5.0))
+    ax.legend(fontsize=9, loc="lower left", title="solid: validation, dashed: training", title_fontsize=9)
     return ax

@@ -5,12 +5,13 @@ import functools
 import math
 from types import SimpleNamespace
 
-from ..interact import Experiment, choice, compact, int_slider, log_slider
+from ..interact import Experiment, choice, compact, int_slider, log_slider, slider
 from ..modes import pick
 from ..plots import lr_schedules as P
 from ..batched_mlp import MLPConfig
 from ..scheduling.digits import SCHEDULES, ScheduleRaceConfig, WarmupConfig, schedule_race, warmup_sweep
 from ..scheduling.floor import DECAYS, FloorConfig, floor_runs
+from ..scheduling.range_test import RULES, RangeTestConfig, range_test
 from . import register
 
 # Every run here is a small least-squares problem or a small MLP: on the CPU, a GPU would only add launches.
@@ -138,4 +139,40 @@ def warmup() -> Experiment:
              "than chance) for each warmup length, with error bars, and above each bar the median of the largest "
              "loss in the first updates. Right: the median mini-batch loss of the first updates for each warmup "
              "length, with the loss of guessing, ln 10, dotted."),
+    )
+
+
+@register("ch04.range_test")
+def range_test_widget() -> Experiment:
+    """The range test on the digits MLP for several seeds; one-cycle at the median suggestion against constant η."""
+
+    def compute(v, progress):
+        mlp = MLPConfig(hidden=pick(32, 16), epochs=pick(10, 2), batch_size=64)
+        cfg = RangeTestConfig(seeds=int(v["seeds"]), steps=int(v["steps"]), smoothing=float(v["smoothing"]),
+                              rule=v["rule"], train_seeds=pick(3, 1), mlp=mlp)
+        return range_test(cfg, progress=progress)
+
+    def plot(test, fig):
+        left, right = fig.subplots(1, 2)
+        P.plot_range_sweeps(test, left)
+        P.plot_range_training(test, right)
+
+    def describe(test) -> str:
+        picks = ", ".join(f"{s:.3g}" if math.isfinite(s) else "none" for s in test.suggestions)
+        finals = "; ".join(f"{label} {float(v):.3f}" for label, v in zip(test.labels, test.final()))
+        return (f"Suggestions per seed: {picks} (spread ×{test.spread:.2g}); η_max = {test.peak:.3g}. "
+                f"Final validation loss: {finals}.")
+
+    return Experiment(
+        "The learning-rate range test, then one-cycle",
+        [choice("rule", "suggestion rule", [(r, r) for r in RULES]),
+         int_slider("seeds", "seeds", pick(5, 2), 1, pick(8, 3)),
+         int_slider("steps", "sweep steps", 100, 20, pick(300, 120)),
+         slider("smoothing", "smoothing", 0.98, 0.0, 0.995, 0.005, grid=(0.9, 0.98))],
+        compute=compute, plot=plot, trains=True, figsize=(13.0, 4.8), describe=describe,
+        alt=("Two panels for a small network on the digits. Left: for each seed, the raw (faint) and smoothed "
+             "loss against a learning rate that grows every mini-batch, on a log axis: flat, then falling, then "
+             "blowing up; each seed's suggested rate is a dot and their median a dashed vertical line. Right: "
+             "the training (dashed) and validation (solid) loss per epoch of one-cycle at the median suggestion, "
+             "a constant rate at it, and a constant rate ten times smaller."),
     )
