@@ -56,7 +56,7 @@ class ScheduleRaceConfig:
     mlp: MLPConfig = MLPConfig(hidden=32, epochs=15, batch_size=64)
 
 
-class _Diverging:
+class CurvesResult:
     """A result whose first diverged copy is that of its curves (the widgets report it)."""
 
     curves: Curves
@@ -71,7 +71,7 @@ class _Diverging:
 
 
 @dataclass(frozen=True, eq=False)
-class ScheduleRace(_Diverging):
+class ScheduleRace(CurvesResult):
     """The runs' curves, copies grouped by schedule (schedule i holds copies i·seeds … (i+1)·seeds − 1)."""
 
     config: ScheduleRaceConfig
@@ -111,7 +111,7 @@ class WarmupConfig:
 
 
 @dataclass(frozen=True, eq=False)
-class WarmupSweep(_Diverging):
+class WarmupSweep(CurvesResult):
     """Per warmup length: which copies failed (diverged, or ended no better than chance), the highest loss of the
     first ``early`` updates, and the curves."""
 

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ..batched_mlp import Curves, DigitsSplit, MLPConfig, Run, digits_split, train_runs
 from ..lr_finder import LRFinderResult, find_lr
 from ..schedules import OneCycle
+from .digits import CurvesResult
 
 __all__ = ["RULES", "RangeTestConfig", "RangeTest", "range_test"]
 
@@ -42,7 +43,7 @@ class RangeTestConfig:
 
 
 @dataclass(frozen=True, eq=False)
-class RangeTest:
+class RangeTest(CurvesResult):
     """The sweeps, their suggestions, the η chosen from them, and one-cycle against two constant rates."""
 
     config: RangeTestConfig
@@ -58,14 +59,6 @@ class RangeTest:
         """The largest suggestion over the smallest: how far one seed's answer can be from another's."""
         ok = [s for s in self.suggestions if math.isfinite(s)]
         return max(ok) / min(ok) if ok else math.nan
-
-    @property
-    def diverged_at(self) -> int | None:
-        return self.curves.diverged_at
-
-    @property
-    def diverged_run(self) -> str | None:
-        return self.curves.diverged_run
 
     def final(self, metric: str = "val_loss") -> torch.Tensor:
         """The mean over seeds of the final value of ``metric`` for each of the three runs."""
