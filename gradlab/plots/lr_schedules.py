@@ -9,12 +9,13 @@ from matplotlib.axes import Axes
 from ..scheduling.digits import ScheduleRace, WarmupSweep
 from ..scheduling.floor import FloorRuns
 from ..scheduling.range_test import RangeTest
+from ..scheduling.search import Landscape, SearchOdds, top_level
 from ..style import PALETTE, series_style
 from . import axes_or_new
 
 __all__ = ["plot_floor_curves", "plot_floor_val", "plot_floor_sweep", "plot_schedule_lrs", "plot_schedule_curves",
            "plot_schedule_final", "plot_warmup_fraction", "plot_warmup_steps", "plot_range_sweeps",
-           "plot_range_training"]
+           "plot_range_training", "plot_search_landscape", "plot_search_odds"]
 
 TINY = 1e-12  # an excess loss is positive; a floor for the log axis
 
@@ -197,4 +198,44 @@ def plot_range_training(test: RangeTest, ax: Axes | None = None) -> Axes:
                     label=label if split == "val_loss" else None)
     ax.set(yscale="log", xlabel="epoch", ylabel="cross-entropy loss", xlim=(0, epochs[-1]), ylim=(1e-3, 5.0))
     ax.legend(fontsize=9, loc="lower left", title="solid: validation, dashed: training", title_fontsize=9)
+    return ax
+
+
+def plot_search_landscape(land: Landscape, ax: Axes | None = None, n: int = 16, fraction: float = 0.05,
+                          seed: int = 0) -> Axes:
+    """The validation loss over (log η, log α), its best ``fraction`` outlined, one grid and one random search."""
+    ax = axes_or_new(ax)
+    lo, hi = np.log10(land.config.lr_range)
+    a_lo, a_hi = np.log10(land.config.decay_range)
+    shown = np.log10(np.minimum(land.val_loss, 10.0)).T
+    ax.imshow(shown, origin="lower", aspect="auto", extent=(lo, hi, a_lo, a_hi), cmap="viridis_r")
+    level = top_level(land, fraction)
+    ax.contour(np.log10(land.lrs), np.log10(land.decays), land.val_loss.T, levels=[level], colors="white",
+               linewidths=2.0)
+    m = math.isqrt(n)
+    rng = np.random.default_rng(seed)
+    ticks = (np.arange(m) + 0.5) / m
+    gx, gy = np.meshgrid(ticks, ticks)
+    ax.plot(lo + gx.ravel() * (hi - lo), a_lo + gy.ravel() * (a_hi - a_lo), "s", color="white",
+            markeredgecolor="black", markersize=8, label=f"grid, {m} × {m}")
+    rx, ry = rng.random(n), rng.random(n)
+    ax.plot(lo + rx * (hi - lo), a_lo + ry * (a_hi - a_lo), "o", color=PALETTE[1], markeredgecolor="black",
+            markersize=7, label=f"random, {n}")
+    ax.set(xlabel="log10 learning rate η", ylabel="log10 weight decay α", xlim=(lo, hi), ylim=(a_lo, a_hi))
+    ax.set_title("validation loss: yellow low, dark high", fontsize=10)  # no colorbar: the live figure is reused
+    ax.legend(fontsize=9, loc="upper left", title=f"white line: best {100 * fraction:g}%", title_fontsize=9)
+    return ax
+
+
+def plot_search_odds(odds: SearchOdds, ax: Axes | None = None, other: SearchOdds | None = None) -> Axes:
+    """The chance that the best of n trials is in the top fraction, grid against random, and the formula."""
+    ax = axes_or_new(ax)
+    ax.plot(odds.ns, odds.formula, color="0.4", linestyle="--", linewidth=1.4, label="formula 1 − (1 − p)ⁿ")
+    ax.plot(odds.ns, odds.random, "o-", color=PALETTE[1], linewidth=1.8, label="random search (log-uniform η)")
+    ax.plot(odds.ns, odds.grid, "s-", color=PALETTE[0], linewidth=1.8, label="grid search")
+    if other is not None:
+        ax.plot(other.ns, other.random, "^:", color=PALETTE[2], linewidth=1.6, label="random search (uniform η)")
+    ax.set(xlabel="number of trials n", ylabel=f"P(best trial in the top {100 * odds.fraction:g}%)", ylim=(0, 1.02),
+           xlim=(0, odds.ns[-1] + 1))
+    ax.legend(fontsize=9, loc="lower right")
     return ax

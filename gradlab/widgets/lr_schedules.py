@@ -12,6 +12,7 @@ from ..batched_mlp import MLPConfig
 from ..scheduling.digits import SCHEDULES, ScheduleRaceConfig, WarmupConfig, schedule_race, warmup_sweep
 from ..scheduling.floor import DECAYS, FloorConfig, floor_runs
 from ..scheduling.range_test import RULES, RangeTestConfig, range_test
+from ..scheduling.search import LandscapeConfig, landscape, search_odds
 from . import register
 
 # Every run here is a small least-squares problem or a small MLP: on the CPU, a GPU would only add launches.
@@ -175,4 +176,50 @@ def range_test_widget() -> Experiment:
              "blowing up; each seed's suggested rate is a dot and their median a dashed vertical line. Right: "
              "the training (dashed) and validation (solid) loss per epoch of one-cycle at the median suggestion, "
              "a constant rate at it, and a constant rate ten times smaller."),
+    )
+
+
+def _landscape():
+    return landscape(LandscapeConfig(n_lr=pick(24, 12), n_decay=pick(8, 4),
+                                     mlp=MLPConfig(hidden=pick(32, 12), epochs=pick(8, 1), batch_size=64)))
+
+
+@register("ch04.search")
+def search() -> Experiment:
+    """Grid against random search for η and a weight decay, on a measured landscape of the digits MLP."""
+
+    def compute(v, progress):
+        land = _landscape()
+        fraction = float(v["fraction"])
+        odds = search_odds(land, fraction, draws=pick(1000, 200))
+        other = search_odds(land, fraction, draws=pick(1000, 200), lr_sampling="linear") \
+            if v["uniform"] == "shown" else None
+        return SimpleNamespace(land=land, odds=odds, other=other, n=int(v["n"]), fraction=fraction)
+
+    def plot(result, fig):
+        left, right = fig.subplots(1, 2)
+        P.plot_search_landscape(result.land, left, n=result.n, fraction=result.fraction)
+        P.plot_search_odds(result.odds, right, other=result.other)
+
+    def describe(result) -> str:
+        o = result.odds
+        i = list(o.ns).index(result.n)
+        return (f"With n = {result.n} trials: grid {o.grid[i]:.2f}, random {o.random[i]:.2f} (formula "
+                f"{o.formula[i]:.2f}) chance of a trial in the best {100 * o.fraction:g}%; the grid tests "
+                f"{o.distinct_lrs[i]} values of η, random search {result.n}.")
+
+    return Experiment(
+        "Grid against random search",
+        [log_slider("fraction", "top fraction p", 0.05, 0.01, 0.3, grid=(0.02, 0.05, 0.1)),
+         choice("n", "trials n in the example", [(str(n), n) for n in (4, 9, 16, 25, 36, 49, 64)], default=16,
+                grid=(9, 25)),
+         choice("uniform", "random search with uniform η", [("hidden", "hidden"), ("shown", "shown")])],
+        compute=compute, plot=plot, trains=False, figsize=(13.0, 4.8), describe=describe,
+        alt=("Two panels. Left: a heat map of a small network's validation loss on the digits over the log of "
+             "the learning rate (horizontal) and of the weight decay (vertical), the best fraction of it "
+             "outlined in white: a band that is narrow in the learning rate and wide in the weight decay; over "
+             "it, the points of one grid search (squares) and one random search (circles) with the same number "
+             "of trials. Right: the chance that the best of n trials lands in the outlined region against n, "
+             "for grid search, for random search with log-uniform learning rates, on its formula, and optionally "
+             "for random search with uniform learning rates."),
     )
