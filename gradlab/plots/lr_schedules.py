@@ -9,13 +9,15 @@ from matplotlib.axes import Axes
 from ..scheduling.digits import ScheduleRace, WarmupSweep
 from ..scheduling.floor import FloorRuns
 from ..scheduling.range_test import RangeTest
+from ..scheduling.restarts import Restarts
 from ..scheduling.search import Landscape, SearchOdds, top_level
 from ..style import PALETTE, series_style
 from . import axes_or_new
 
 __all__ = ["plot_floor_curves", "plot_floor_val", "plot_floor_sweep", "plot_schedule_lrs", "plot_schedule_curves",
            "plot_schedule_final", "plot_warmup_fraction", "plot_warmup_steps", "plot_range_sweeps",
-           "plot_range_training", "plot_search_landscape", "plot_search_odds"]
+           "plot_range_training", "plot_search_landscape", "plot_search_odds", "plot_restarts_curves",
+           "plot_restarts_scores"]
 
 TINY = 1e-12  # an excess loss is positive; a floor for the log axis
 
@@ -238,4 +240,40 @@ def plot_search_odds(odds: SearchOdds, ax: Axes | None = None, other: SearchOdds
     ax.set(xlabel="number of trials n", ylabel=f"P(best trial in the top {100 * odds.fraction:g}%)", ylim=(0, 1.02),
            xlim=(0, odds.ns[-1] + 1))
     ax.legend(fontsize=9, loc="lower right")
+    return ax
+
+
+def plot_restarts_curves(result: Restarts, ax: Axes | None = None) -> Axes:
+    """Training (dashed) and validation (solid) loss per epoch of SGDR and one cosine; snapshots marked."""
+    ax = axes_or_new(ax)
+    n = result.config.seeds
+    epochs = np.arange(result.curves.val_loss.shape[1])
+    for i, label in enumerate(("SGDR (warm restarts)", "one cosine")):
+        style = series_style(i)
+        for split, dash in (("val_loss", "-"), ("train_loss", "--")):
+            mean = getattr(result.curves, split)[i * n:(i + 1) * n].mean(0).numpy()
+            ax.plot(epochs, np.clip(mean, 1e-4, None), color=style["color"], linestyle=dash, linewidth=1.6,
+                    label=label if split == "val_loss" else None)
+    for k, e in enumerate(result.snapshot_epochs):
+        ax.axvline(e, color="0.5", linestyle=":", linewidth=1.2, label="snapshot (end of a cycle)" if k == 0 else None)
+    ax.set(yscale="log", xlabel="epoch", ylabel="cross-entropy loss", xlim=(0, epochs[-1]), ylim=(1e-3, 5.0))
+    ax.legend(fontsize=9, loc="lower left", title="solid: validation, dashed: training", title_fontsize=9)
+    return ax
+
+
+def plot_restarts_scores(result: Restarts, ax: Axes | None = None) -> Axes:
+    """Validation loss of each snapshot, of their ensemble, and of one cosine's final weights (dots: seeds)."""
+    ax = axes_or_new(ax)
+    columns = [(f"snapshot {k + 1}\n(epoch {e})", result.snapshot_loss[:, k]) for k, e in
+               enumerate(result.snapshot_epochs)]
+    columns += [("ensemble of\nsnapshots", result.ensemble_loss), ("one cosine", result.final_loss[1])]
+    for i, (label, values) in enumerate(columns):
+        color = PALETTE[0] if i < len(result.snapshot_epochs) else (PALETTE[2] if i == len(columns) - 2 else PALETTE[1])
+        v = values.numpy()
+        ok = np.isfinite(v)
+        if ok.any():
+            ax.bar([i], [v[ok].mean()], color=color, alpha=0.4)
+        ax.plot(np.full(ok.sum(), i), v[ok], "o", color=color, markersize=6)
+    ax.set_xticks(range(len(columns)), [c[0] for c in columns], fontsize=9)
+    ax.set(ylabel="validation loss", yscale="log")
     return ax

@@ -12,6 +12,7 @@ from ..batched_mlp import MLPConfig
 from ..scheduling.digits import SCHEDULES, ScheduleRaceConfig, WarmupConfig, schedule_race, warmup_sweep
 from ..scheduling.floor import DECAYS, FloorConfig, floor_runs
 from ..scheduling.range_test import RULES, RangeTestConfig, range_test
+from ..scheduling.restarts import RestartsConfig, restarts
 from ..scheduling.search import LandscapeConfig, landscape, search_odds
 from . import register
 
@@ -222,4 +223,40 @@ def search() -> Experiment:
              "of trials. Right: the chance that the best of n trials lands in the outlined region against n, "
              "for grid search, for random search with log-uniform learning rates, on its formula, and optionally "
              "for random search with uniform learning rates."),
+    )
+
+
+@register("ch04.restarts")
+def warm_restarts() -> Experiment:
+    """SGDR's cycles and the ensemble of the snapshots taken before each restart, against one cosine."""
+
+    def compute(v, progress):
+        t0, mult = int(v["T_0"]), int(v["T_mult"])
+        epochs = pick(21, 3) if (t0, mult) == (3, 2) else pick(t0 * (1 + mult + mult**2), 3 * t0)
+        cfg = RestartsConfig(T_0=t0, T_mult=mult, epochs=min(epochs, pick(42, 6)), lr=float(v["lr"]),
+                             seeds=pick(3, 1), hidden=pick(32, 12))
+        return restarts(cfg, progress=progress)
+
+    def plot(result, fig):
+        left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 1.0]})
+        P.plot_restarts_curves(result, left)
+        P.plot_restarts_scores(result, right)
+
+    def describe(result) -> str:
+        snaps = ", ".join(f"{float(x):.3f}" for x in result.snapshot_loss.mean(0))
+        return (f"Validation loss: snapshots {snaps}; their ensemble {float(result.ensemble_loss.mean()):.3f}; "
+                f"one cosine {float(result.final_loss[1].mean()):.3f} (accuracy: ensemble "
+                f"{100 * float(result.ensemble_acc.mean()):.1f}%, cosine {100 * float(result.final_acc[1].mean()):.1f}%).")
+
+    return Experiment(
+        "Warm restarts and snapshot ensembles",
+        [log_slider("lr", "peak learning rate η_max", 0.2, 0.01, 1.0, grid=(0.1, 0.4)),
+         int_slider("T_0", "first period T_0 (epochs)", 3, 1, pick(8, 3), grid=(3,)),
+         int_slider("T_mult", "period growth T_mult", 2, 1, 3, grid=(1, 2))],
+        compute=compute, plot=plot, trains=True, figsize=(13.0, 4.8), describe=describe,
+        alt=("Two panels for a small network on the digits. Left: training (dashed) and validation (solid) loss "
+             "per epoch for warm restarts, whose loss jumps up at each restart, and for one cosine over the same "
+             "budget, with the end of each cycle, where a snapshot is taken, dotted. Right: bars of the validation "
+             "loss of each snapshot, of the ensemble that averages their predictions, and of the single cosine "
+             "run, with one dot per seed."),
     )
