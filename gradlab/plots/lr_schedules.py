@@ -5,11 +5,14 @@ import math
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.ticker import NullLocator
 
 from ..scheduling.digits import ScheduleRace, WarmupSweep
 from ..scheduling.floor import FloorRuns
 from ..scheduling.range_test import RangeTest
 from ..scheduling.restarts import Restarts
+from ..scheduling.scaling import RULES as SCALING_RULES
+from ..scheduling.scaling import Scaling
 from ..scheduling.search import Landscape, SearchOdds, top_level
 from ..style import PALETTE, series_style
 from . import axes_or_new
@@ -17,7 +20,7 @@ from . import axes_or_new
 __all__ = ["plot_floor_curves", "plot_floor_val", "plot_floor_sweep", "plot_schedule_lrs", "plot_schedule_curves",
            "plot_schedule_final", "plot_warmup_fraction", "plot_warmup_steps", "plot_range_sweeps",
            "plot_range_training", "plot_search_landscape", "plot_search_odds", "plot_restarts_curves",
-           "plot_restarts_scores"]
+           "plot_restarts_scores", "plot_scaling", "plot_scaling_lrs"]
 
 TINY = 1e-12  # an excess loss is positive; a floor for the log axis
 
@@ -276,4 +279,43 @@ def plot_restarts_scores(result: Restarts, ax: Axes | None = None) -> Axes:
         ax.plot(np.full(ok.sum(), i), v[ok], "o", color=color, markersize=6)
     ax.set_xticks(range(len(columns)), [c[0] for c in columns], fontsize=9)
     ax.set(ylabel="validation loss", yscale="log")
+    return ax
+
+
+def plot_scaling(result: Scaling, ax: Axes | None = None) -> Axes:
+    """Final validation (solid) and training (dashed) loss against the batch size, for each scaling rule."""
+    ax = axes_or_new(ax)
+    b = np.array(result.config.batch_sizes)
+    for i, rule in enumerate(SCALING_RULES):
+        style = series_style(i)
+        ax.plot(b, result.val_loss[i].numpy(), color=style["color"], marker=style["marker"], linewidth=1.8,
+                markersize=7, label=f"η scaled: {rule}")
+        ax.plot(b, result.train_loss[i].numpy(), color=style["color"], linestyle="--", linewidth=1.2)
+        for bj, v in zip(b, result.val_loss[i].numpy()):
+            if not np.isfinite(v):
+                ax.annotate("×", (bj, 0.97), xycoords=("data", "axes fraction"), ha="center", color=style["color"],
+                            fontsize=14)
+    ax.axvline(result.config.base_batch, color="0.5", linestyle=":", linewidth=1.2)
+    ax.set(xscale="log", yscale="log", xlabel=f"batch size B (η₀ tuned at B₀ = {result.config.base_batch})",
+           ylabel="final loss (solid: validation, dashed: training)")
+    ax.set_xticks(b, [str(x) for x in b])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.legend(fontsize=9, loc="upper left", title=f"{result.config.epochs} epochs for every B; × diverged",
+              title_fontsize=9)
+    return ax
+
+
+def plot_scaling_lrs(result: Scaling, ax: Axes | None = None) -> Axes:
+    """The learning rate each rule gives each batch size, and the number of updates the budget allows."""
+    ax = axes_or_new(ax)
+    b = np.array(result.config.batch_sizes)
+    for i, rule in enumerate(SCALING_RULES):
+        style = series_style(i)
+        ax.plot(b, result.lrs[i].numpy(), color=style["color"], marker=style["marker"], linewidth=1.8, label=rule)
+    for bj, u in zip(b, result.updates):
+        ax.annotate(f"{u}", (bj, 0.03), xycoords=("data", "axes fraction"), ha="center", fontsize=9, color="0.3")
+    ax.set(xscale="log", yscale="log", xlabel="batch size B (numbers: updates in the run)", ylabel="learning rate η")
+    ax.set_xticks(b, [str(x) for x in b])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.legend(fontsize=9, loc="upper left")
     return ax

@@ -13,6 +13,7 @@ from ..scheduling.digits import SCHEDULES, ScheduleRaceConfig, WarmupConfig, sch
 from ..scheduling.floor import DECAYS, FloorConfig, floor_runs
 from ..scheduling.range_test import RULES, RangeTestConfig, range_test
 from ..scheduling.restarts import RestartsConfig, restarts
+from ..scheduling.scaling import ScalingConfig, scaling
 from ..scheduling.search import LandscapeConfig, landscape, search_odds
 from . import register
 
@@ -259,4 +260,44 @@ def warm_restarts() -> Experiment:
              "budget, with the end of each cycle, where a snapshot is taken, dotted. Right: bars of the validation "
              "loss of each snapshot, of the ensemble that averages their predictions, and of the single cosine "
              "run, with one dot per seed."),
+    )
+
+
+ADAM_SHARE = 16  # Adam's η₀ is the slider's η₀ divided by this: 0.05 / 16 ≈ 0.003, near Adam's best at B₀ = 32
+
+
+@register("ch04.scaling")
+def linear_scaling() -> Experiment:
+    """Batch size against η scaled linearly, by the square root or not at all, at a fixed number of epochs."""
+
+    def compute(v, progress):
+        adam = v["optimizer"] == "Adam"
+        cfg = ScalingConfig(batch_sizes=pick((16, 32, 64, 128, 256, 512), (32, 128, 512)),
+                            base_lr=float(v["lr0"]) / (ADAM_SHARE if adam else 1), kind=v["optimizer"],
+                            warmup=float(v["warmup"]), epochs=pick(6, 1), seeds=pick(2, 1), hidden=pick(32, 12))
+        return scaling(cfg, progress=progress)
+
+    def plot(result, fig):
+        left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1.0]})
+        P.plot_scaling(result, left)
+        P.plot_scaling_lrs(result, right)
+
+    def describe(result) -> str:
+        b = result.config.batch_sizes
+        rows = "; ".join(f"{rule}: " + ", ".join(compact(v) if math.isfinite(v) else "diverged"
+                                                  for v in result.val_loss[i].tolist())
+                         for i, rule in enumerate(("linear", "sqrt", "none")))
+        return f"Final validation loss at B = {', '.join(map(str, b))}: {rows}."
+
+    return Experiment(
+        "The linear scaling rule",
+        [choice("optimizer", "optimizer", [("SGD + momentum", "momentum"), ("Adam", "Adam")]),
+         log_slider("lr0", "η₀ at B₀ = 32 (Adam: η₀/16)", 0.05, 0.005, 0.5, grid=(0.05,)),
+         choice("warmup", "warmup", [("none", 0.0), ("first 20% of the updates", 0.2)])],
+        compute=compute, plot=plot, trains=True, figsize=(13.0, 4.8), describe=describe,
+        alt=("Two panels for a small network on the digits trained for the same number of epochs at batch sizes "
+             "from 16 to 512. Left: the final validation (solid) and training (dashed) loss against the batch "
+             "size on log axes, for the learning rate scaled linearly with the batch size, by its square root, "
+             "or kept, from a rate tuned at batch size 32 (dotted); a cross marks a diverged run. Right: the "
+             "learning rate each rule gives each batch size, with the number of updates the budget allows."),
     )
