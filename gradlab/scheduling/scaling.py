@@ -85,8 +85,8 @@ def scaling(config: ScalingConfig = ScalingConfig(), split: DigitsSplit | None =
         bad = torch.tensor([d is not None for d in curves.diverged]).reshape(len(RULES), config.seeds)
         v = curves.val_loss[:, -1].reshape(len(RULES), config.seeds)
         t = curves.train_loss[:, -1].reshape(len(RULES), config.seeds)
-        val[:, j] = torch.where(bad.any(1), torch.nan, v.mean(1))
-        train[:, j] = torch.where(bad.any(1), torch.nan, t.mean(1))
+        val[:, j] = torch.where(bad.any(1), math.nan, v.mean(1))
+        train[:, j] = torch.where(bad.any(1), math.nan, t.mean(1))
         lrs[:, j] = torch.tensor([scaled_lr(r, config.base_lr, config.base_batch, b) for r in RULES])
         if curves.diverged_at is not None and first is None:
             first = (curves.diverged_at, f"B = {b}, {curves.diverged_run}")
