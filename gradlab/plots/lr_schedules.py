@@ -9,6 +9,7 @@ from matplotlib.ticker import NullLocator
 
 from ..scheduling.digits import ScheduleRace, WarmupSweep
 from ..scheduling.floor import FloorRuns
+from ..scheduling.plateau_noise import PlateauNoise
 from ..scheduling.range_test import RangeTest
 from ..scheduling.restarts import Restarts
 from ..scheduling.scaling import RULES as SCALING_RULES
@@ -20,7 +21,7 @@ from . import axes_or_new
 __all__ = ["plot_floor_curves", "plot_floor_val", "plot_floor_sweep", "plot_schedule_lrs", "plot_schedule_curves",
            "plot_schedule_final", "plot_warmup_fraction", "plot_warmup_steps", "plot_range_sweeps",
            "plot_range_training", "plot_search_landscape", "plot_search_odds", "plot_restarts_curves",
-           "plot_restarts_scores", "plot_scaling", "plot_scaling_lrs"]
+           "plot_restarts_scores", "plot_scaling", "plot_scaling_lrs", "plot_plateau_curves", "plot_plateau_lrs"]
 
 TINY = 1e-12  # an excess loss is positive; a floor for the log axis
 
@@ -318,4 +319,40 @@ def plot_scaling_lrs(result: Scaling, ax: Axes | None = None) -> Axes:
     ax.set_xticks(b, [str(x) for x in b])
     ax.xaxis.set_minor_locator(NullLocator())
     ax.legend(fontsize=9, loc="upper left")
+    return ax
+
+
+def plot_plateau_curves(result: PlateauNoise, ax: Axes | None = None, seed: int = 0) -> Axes:
+    """One seed's monitored (dots) and reference (solid) validation loss, its training loss (dashed), and the
+    epochs after which ReduceLROnPlateau cut η: red where the reference was still improving (noise)."""
+    ax = axes_or_new(ax)
+    epochs = np.arange(1, result.monitored.shape[1] + 1)
+    ax.plot(epochs, result.monitored[seed].numpy(), "o", color=PALETTE[0], markersize=4, alpha=0.7,
+            label=f"monitored: {result.config.monitor} random validation examples")
+    ax.plot(epochs, result.reference[seed].numpy(), color=PALETTE[0], linewidth=2.0, label="whole validation set")
+    ax.plot(np.arange(result.curves.train_loss.shape[1]), result.curves.train_loss[seed].numpy(), color="0.4",
+            linestyle="--", linewidth=1.4, label="training loss")
+    false = set(result.false[seed])
+    for k, e in enumerate(result.reductions[seed]):
+        noise = e in false
+        ax.axvline(e + 1, color="#c0392b" if noise else "0.3", linestyle="-" if noise else ":", linewidth=1.4)
+    ax.set(yscale="log", xlabel="epoch", ylabel="cross-entropy loss", xlim=(0, epochs[-1] + 0.5),
+           title=f"seed {seed}: η cut after the lines (red: the whole set was still improving)")
+    ax.title.set_fontsize(10)
+    ax.legend(fontsize=9, loc="upper right")
+    return ax
+
+
+def plot_plateau_lrs(result: PlateauNoise, ax: Axes | None = None) -> Axes:
+    """η after each epoch for every seed, as ReduceLROnPlateau decides on the monitored curve."""
+    ax = axes_or_new(ax)
+    for s, trace in enumerate(result.lrs):
+        style = series_style(s)
+        ax.step(np.arange(1, len(trace) + 1), trace, where="post", color=style["color"],
+                linestyle=style["linestyle"], linewidth=1.6, label=f"seed {s}")
+    total, noise = result.counts
+    ax.set(yscale="log", xlabel="epoch", ylabel="learning rate η",
+           title=f"{total} cuts over {len(result.lrs)} seeds, {noise} by noise (replayed on a constant-η run)")
+    ax.title.set_fontsize(10)
+    ax.legend(fontsize=9, loc="lower left")
     return ax

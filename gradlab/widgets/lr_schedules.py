@@ -11,6 +11,8 @@ from ..plots import lr_schedules as P
 from ..batched_mlp import MLPConfig
 from ..scheduling.digits import SCHEDULES, ScheduleRaceConfig, WarmupConfig, schedule_race, warmup_sweep
 from ..scheduling.floor import DECAYS, FloorConfig, floor_runs
+from ..plateau import Plateau
+from ..scheduling.plateau_noise import PlateauNoiseConfig, plateau_noise
 from ..scheduling.range_test import RULES, RangeTestConfig, range_test
 from ..scheduling.restarts import RestartsConfig, restarts
 from ..scheduling.scaling import ScalingConfig, scaling
@@ -300,4 +302,40 @@ def linear_scaling() -> Experiment:
              "size on log axes, for the learning rate scaled linearly with the batch size, by its square root, "
              "or kept, from a rate tuned at batch size 32 (dotted); a cross marks a diverged run. Right: the "
              "learning rate each rule gives each batch size, with the number of updates the budget allows."),
+    )
+
+
+@register("ch04.plateau")
+def plateau() -> Experiment:
+    """ReduceLROnPlateau's decisions on a noisy validation curve, and how many of its cuts noise alone caused."""
+
+    def compute(v, progress):
+        rule = Plateau(factor=float(v["factor"]), patience=int(v["patience"]), threshold=float(v["threshold"]))
+        cfg = PlateauNoiseConfig(epochs=pick(40, 6), seeds=pick(4, 2), monitor=int(v["monitor"]), plateau=rule,
+                                 mlp_hidden=pick(32, 12))
+        return plateau_noise(cfg, progress=progress)
+
+    def plot(result, fig):
+        left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1.0]})
+        P.plot_plateau_curves(result, left)
+        P.plot_plateau_lrs(result, right)
+
+    def describe(result) -> str:
+        total, noise = result.counts
+        return (f"{total} reductions over {len(result.lrs)} seeds, {noise} of them while the whole validation set "
+                f"was still improving by more than the threshold.")
+
+    return Experiment(
+        "ReduceLROnPlateau on a noisy curve",
+        [int_slider("patience", "patience (epochs)", 3, 0, 10, grid=(2, 5)),
+         slider("factor", "factor γ", 0.5, 0.1, 0.9, 0.1),
+         log_slider("threshold", "threshold (relative)", 0.01, 1e-4, 0.3, grid=(0.01, 0.1)),
+         int_slider("monitor", "validation examples per check", 100, 10, 540, 10, grid=(30, 540))],
+        compute=compute, plot=plot, trains=True, figsize=(13.0, 4.8), describe=describe,
+        alt=("Two panels for a small network on the digits trained at a constant learning rate. Left: for one "
+             "seed, the validation loss measured each epoch on a small random sample (dots) and on the whole "
+             "validation set (solid line), the training loss dashed, and a vertical line after each epoch at "
+             "which ReduceLROnPlateau, watching the dots, cut the learning rate: red where the whole-set curve "
+             "was still improving, grey dotted where it was not. Right: the learning rate after each epoch for "
+             "every seed, with the number of cuts and of noise-triggered cuts in the title."),
     )
