@@ -7,8 +7,8 @@ import torch
 
 from gradlab.batched_mlp import MLPConfig
 from gradlab.schedules import Warmup, lr_at
-from gradlab.scheduling.digits import (SCHEDULES, ScheduleRaceConfig, WarmupConfig, make_schedule, schedule_race,
-                                       warmup_sweep)
+from gradlab.scheduling.digits import (SCHEDULES, ScheduleRaceConfig, WarmupConfig, make_schedule, peak_sweep,
+                                       schedule_race, warmup_sweep)
 
 SMALL = MLPConfig(hidden=12, epochs=2, batch_size=128)
 
@@ -75,3 +75,18 @@ def test_warmup_calms_the_first_updates_but_does_not_save_a_rate_too_large_for_t
 def test_a_warmup_as_long_as_the_run_is_refused():
     with pytest.raises(ValueError, match="warmups must lie"):
         warmup_sweep(WarmupConfig(warmups=(0, 10_000), mlp=SMALL))
+
+
+def test_adam_at_its_best_peak_barely_needs_a_schedule_but_above_it_the_schedule_rescues():
+    """The Adam widget's claims (defaults, 15 epochs on the digits): at the best peak, constant η and warmup +
+    cosine end within 20% of each other; at the two largest peaks the schedule ends lower; at the smallest the
+    constant does (the schedule's average η is smaller)."""
+    sweep = peak_sweep()
+    mean = sweep.final().mean(2)  # (peaks, [constant, warmup + cosine])
+    best_constant, best_schedule = float(mean[:, 0].min()), float(mean[:, 1].min())
+    assert abs(best_constant - best_schedule) < 0.2 * min(best_constant, best_schedule)
+    assert (mean[-2:, 1] < mean[-2:, 0]).all()
+    assert mean[0, 0] < mean[0, 1]
+    c = sweep.config
+    lr = sweep.curves.step_lr.reshape(len(c.peaks), len(c.names), c.seeds, -1)
+    assert set(lr[2, 0, 0].tolist()) == {c.peaks[2]} and lr[2, 1, 0].max() == pytest.approx(c.peaks[2])

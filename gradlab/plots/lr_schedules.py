@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.ticker import NullLocator
 
-from ..scheduling.digits import ScheduleRace, WarmupSweep
+from ..scheduling.digits import PeakSweep, ScheduleRace, WarmupSweep
 from ..scheduling.floor import FloorRuns
 from ..scheduling.plateau_noise import PlateauNoise
 from ..scheduling.range_test import RangeTest
@@ -21,7 +21,8 @@ from . import axes_or_new
 __all__ = ["plot_floor_curves", "plot_floor_val", "plot_floor_sweep", "plot_schedule_lrs", "plot_schedule_curves",
            "plot_schedule_final", "plot_warmup_fraction", "plot_warmup_steps", "plot_range_sweeps",
            "plot_range_training", "plot_search_landscape", "plot_search_odds", "plot_restarts_curves",
-           "plot_restarts_scores", "plot_scaling", "plot_scaling_lrs", "plot_plateau_curves", "plot_plateau_lrs"]
+           "plot_restarts_scores", "plot_scaling", "plot_scaling_lrs", "plot_plateau_curves", "plot_plateau_lrs",
+           "plot_peak_sweep", "plot_peak_curves"]
 
 TINY = 1e-12  # an excess loss is positive; a floor for the log axis
 
@@ -355,4 +356,41 @@ def plot_plateau_lrs(result: PlateauNoise, ax: Axes | None = None) -> Axes:
            title=f"{total} cuts over {len(result.lrs)} seeds, {noise} by noise (replayed on a constant-η run)")
     ax.title.set_fontsize(10)
     ax.legend(fontsize=9, loc="lower left")
+    return ax
+
+
+def plot_peak_sweep(sweep: PeakSweep, ax: Axes | None = None) -> Axes:
+    """Final validation loss against the peak η for each schedule: dots per seed, a line through the means."""
+    ax = axes_or_new(ax)
+    final = sweep.final().numpy()
+    peaks = np.array(sweep.config.peaks)
+    for j, name in enumerate(sweep.config.names):
+        style = series_style(j)
+        vals = np.where(np.isfinite(final[:, j]), final[:, j], np.nan)
+        ax.plot(peaks, np.nanmean(vals, 1), color=style["color"], linestyle=style["linestyle"], marker=style["marker"],
+                linewidth=1.8, markersize=8, label=name)
+        for i, p in enumerate(peaks):
+            ax.plot(np.full(vals.shape[1], p), vals[i], ".", color=style["color"], alpha=0.6)
+    ax.set(xscale="log", yscale="log", xlabel=r"peak learning rate $\eta_{\max}$",
+           ylabel="final validation loss", title=f"{sweep.config.kind}, {sweep.config.mlp.epochs} epochs")
+    ax.legend(fontsize=9, loc="upper center")
+    return ax
+
+
+def plot_peak_curves(sweep: PeakSweep, ax: Axes | None = None, peak_index: int = -1) -> Axes:
+    """Training (dashed) and validation (solid) loss per epoch at one peak, for each schedule (mean of seeds)."""
+    ax = axes_or_new(ax)
+    c = sweep.config
+    i = peak_index % len(c.peaks)
+    epochs = np.arange(sweep.curves.val_loss.shape[1])
+    for j, name in enumerate(c.names):
+        style = series_style(j)
+        start = (i * len(c.names) + j) * c.seeds
+        for split, dash in (("val_loss", "-"), ("train_loss", "--")):
+            mean = getattr(sweep.curves, split)[start:start + c.seeds].mean(0).numpy()
+            ax.plot(epochs, np.clip(mean, 1e-4, None), color=style["color"], linestyle=dash, linewidth=1.6,
+                    label=name if split == "val_loss" else None)
+    ax.set(yscale="log", xlabel="epoch", ylabel="cross-entropy loss", xlim=(0, epochs[-1]), ylim=(1e-3, 5.0),
+           title=f"at η_max = {c.peaks[i]:g}")
+    ax.legend(fontsize=9, loc="lower left", title="solid: validation, dashed: training", title_fontsize=9)
     return ax

@@ -16,7 +16,7 @@ from .. import schedules as S
 from ..batched_mlp import Curves, DigitsSplit, MLPConfig, Run, digits_split, train_runs
 
 __all__ = ["SCHEDULES", "make_schedule", "ScheduleRaceConfig", "ScheduleRace", "schedule_race", "WarmupConfig",
-           "WarmupSweep", "warmup_sweep"]
+           "WarmupSweep", "warmup_sweep", "PeakSweepConfig", "PeakSweep", "peak_sweep"]
 
 SCHEDULES = ("constant", "step", "exponential", "cosine", "warmup + cosine", "one-cycle", "warm restarts")
 
@@ -143,3 +143,37 @@ def warmup_sweep(config: WarmupConfig = WarmupConfig(), split: DigitsSplit | Non
     early = torch.nan_to_num(curves.step_loss[:, : config.early], nan=math.inf).max(1).values
     shape = (len(config.warmups), config.seeds)
     return WarmupSweep(config, curves, failed.reshape(shape), early.reshape(shape))
+
+
+@dataclass(frozen=True)
+class PeakSweepConfig:
+    """Each schedule of ``names`` at each peak η, ``seeds`` copies each: does the schedule still matter for Adam?"""
+
+    peaks: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+    names: tuple[str, ...] = ("constant", "warmup + cosine")
+    kind: str = "Adam"
+    seeds: int = 3
+    mlp: MLPConfig = MLPConfig(hidden=32, epochs=15, batch_size=64)
+
+
+@dataclass(frozen=True, eq=False)
+class PeakSweep(CurvesResult):
+    """Final validation loss per (peak, schedule, seed); copies ordered peak-major, then schedule, then seed."""
+
+    config: PeakSweepConfig
+    curves: Curves
+
+    def final(self, metric: str = "val_loss") -> Tensor:
+        """(peaks, schedules, seeds) final values of ``metric``."""
+        c = self.config
+        return getattr(self.curves, metric)[:, -1].reshape(len(c.peaks), len(c.names), c.seeds)
+
+
+def peak_sweep(config: PeakSweepConfig = PeakSweepConfig(), split: DigitsSplit | None = None,
+               progress: Callable[[float], None] | None = None) -> PeakSweep:
+    """Train every (peak, schedule, seed) copy in one batched call."""
+    split = split if split is not None else digits_split(0)
+    total = config.mlp.epochs * math.ceil(split.x_train.shape[0] / config.mlp.batch_size)
+    runs = [Run(config.kind, peak, seed=seed, schedule=make_schedule(name, total))
+            for peak in config.peaks for name in config.names for seed in range(config.seeds)]
+    return PeakSweep(config, train_runs(split, runs, config.mlp, progress))

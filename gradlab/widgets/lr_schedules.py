@@ -9,7 +9,8 @@ from ..interact import Experiment, choice, compact, int_slider, log_slider, slid
 from ..modes import pick
 from ..plots import lr_schedules as P
 from ..batched_mlp import MLPConfig
-from ..scheduling.digits import SCHEDULES, ScheduleRaceConfig, WarmupConfig, schedule_race, warmup_sweep
+from ..scheduling.digits import (SCHEDULES, PeakSweepConfig, ScheduleRaceConfig, WarmupConfig, peak_sweep,
+                                 schedule_race, warmup_sweep)
 from ..scheduling.floor import DECAYS, FloorConfig, floor_runs
 from ..plateau import Plateau
 from ..scheduling.plateau_noise import PlateauNoiseConfig, plateau_noise
@@ -338,4 +339,39 @@ def plateau() -> Experiment:
              "which ReduceLROnPlateau, watching the dots, cut the learning rate: red where the whole-set curve "
              "was still improving, grey dotted where it was not. Right: the learning rate after each epoch for "
              "every seed, with the number of cuts and of noise-triggered cuts in the title."),
+    )
+
+
+@register("ch04.adam_schedule")
+def adam_schedule() -> Experiment:
+    """Adam with a constant η against a schedule at the same peak, over a range of peaks (does Adam need one?)."""
+
+    def compute(v, progress):
+        mlp = MLPConfig(hidden=pick(32, 12), epochs=int(v["epochs"]), batch_size=64)
+        cfg = PeakSweepConfig(peaks=pick((1e-3, 3e-3, 1e-2, 3e-2, 1e-1), (1e-3, 3e-2)),
+                              names=("constant", v["schedule"]), seeds=pick(3, 1), mlp=mlp)
+        return peak_sweep(cfg, progress=progress)
+
+    def plot(sweep, fig):
+        left, right = fig.subplots(1, 2)
+        P.plot_peak_sweep(sweep, left)
+        P.plot_peak_curves(sweep, right, peak_index=int(sweep.final().mean(2)[:, 0].argmin()))
+
+    def describe(sweep) -> str:
+        mean = sweep.final().mean(2)
+        best = [(float(mean[:, j].min()), sweep.config.peaks[int(mean[:, j].argmin())])
+                for j in range(len(sweep.config.names))]
+        return "Best final validation loss: " + "; ".join(
+            f"{n} {v:.3f} at η_max = {p:g}" for n, (v, p) in zip(sweep.config.names, best)) + "."
+
+    return Experiment(
+        "Does Adam need a schedule?",
+        [choice("schedule", "schedule against constant η", [(n, n) for n in SCHEDULES if n != "constant"],
+                default="warmup + cosine", grid=("warmup + cosine", "cosine")),
+         int_slider("epochs", "budget (epochs)", pick(15, 2), 1, pick(40, 3), grid=(5, 15))],
+        compute=compute, plot=plot, trains=True, figsize=(13.0, 4.8), describe=describe,
+        alt=("Two panels for Adam training a small network on the digits. Left: the final validation loss against "
+             "the peak learning rate on log axes, for a constant learning rate and for the chosen schedule with the "
+             "same peak, a dot per seed and a line through the means. Right: the training (dashed) and validation "
+             "(solid) loss per epoch of both at the peak where the constant rate does best."),
     )
