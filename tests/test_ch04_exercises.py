@@ -33,3 +33,33 @@ def test_4_3_without_noise_the_range_test_stops_far_past_the_edge():
     r = find_lr(noisy.model, half_mse, noisy.batches, noisy.optimizer, steps=300)
     assert 1 < r.lrs[-1] / noisy.edge < 2.5  # with noise it follows the edge closely: the contrast asked for
     assert math.isfinite(r.steepest)
+
+
+def test_4_4_four_times_the_batch_a_quarter_of_the_floor():
+    from gradlab.scheduling.floor import FloorConfig, floor_runs
+
+    ratio = float(floor_runs(FloorConfig(lrs=(0.02,), batch_size=16, seeds=16)).measured[0]
+                  / floor_runs(FloorConfig(lrs=(0.02,), batch_size=4, seeds=16)).measured[0])
+    assert ratio == pytest.approx(0.25, rel=0.25)  # the cell's tolerance: the solution's 1/4 must pass it
+
+
+def test_4_5_fifty_nine_random_trials():
+    n = math.ceil(math.log(0.05) / math.log(0.95))
+    assert n == 59 and 1 - 0.95**59 >= 0.95 > 1 - 0.95**58
+
+
+def test_4_6_scaled_rates():
+    from gradlab.scheduling.scaling import scaled_lr
+
+    assert scaled_lr("linear", 0.05, 32, 512) == pytest.approx(0.8)
+    assert scaled_lr("sqrt", 0.05, 32, 512) == pytest.approx(0.2)
+
+
+def test_4_7_adams_first_step_has_length_eta_root_p():
+    import torch
+
+    from gradlab.optimizer_check import iterates
+
+    step = iterates(lambda p: torch.optim.Adam(p, lr=0.1), lambda x: torch.linspace(1e-3, 1e3, 10_000, dtype=x.dtype),
+                    [0.0] * 10_000, steps=1)[1]
+    assert float(step.norm()) == pytest.approx(0.1 * math.sqrt(10_000), rel=1e-4)

@@ -48,3 +48,16 @@ def test_with_a_short_patience_noise_triggers_many_cuts_and_a_long_one_fewer_cut
 def test_a_config_without_a_monitoring_set_is_refused():
     with pytest.raises(ValueError, match="monitoring set"):
         PlateauNoiseConfig(monitor=0)
+
+
+def test_the_widgets_claims_about_the_threshold():
+    """What to notice: with patience 2 and a 1% threshold about half of the cuts are noise (40-60%); with a 10%
+    threshold few are (under a fifth), for 30, 100 and 540 examples per check."""
+    for monitor in (30, 100, 540):
+        low = plateau_noise(PlateauNoiseConfig(monitor=monitor, plateau=Plateau(factor=0.5, patience=2,
+                                                                                threshold=0.01)))
+        high = plateau_noise(PlateauNoiseConfig(monitor=monitor, plateau=Plateau(factor=0.5, patience=2,
+                                                                                 threshold=0.1)))
+        total, noise = low.counts
+        assert 0.4 <= noise / total <= 0.6, (monitor, low.counts)
+        assert high.counts[1] < high.counts[0] / 5, (monitor, high.counts)

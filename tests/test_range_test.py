@@ -55,3 +55,13 @@ def test_the_other_rule_and_bad_settings(test_run):
     with pytest.raises(ValueError, match="at least one seed"):
         RangeTestConfig(seeds=0)
     assert math.isfinite(other.peak)
+
+
+def test_the_chapters_claims_at_its_settings():
+    """Chapter 4, Experiment 3 (full settings): the suggestion moves by a factor of a few between seeds; one-cycle
+    at η_max ends about level with a constant rate at it (within 20%), and both beat a constant η_max/10."""
+    out = range_test()
+    assert 2 < out.spread < 6
+    one_cycle, constant, tenth = out.final().tolist()
+    assert abs(one_cycle - constant) < 0.2 * min(one_cycle, constant)
+    assert tenth > 1.3 * max(one_cycle, constant)

@@ -47,3 +47,23 @@ def test_an_ensemble_of_one_snapshot_is_that_snapshot():
 def test_a_run_without_a_whole_cycle_is_refused():
     with pytest.raises(ValueError, match="at least one whole cycle"):
         RestartsConfig(T_0=5, epochs=3)
+
+
+@pytest.mark.parametrize("lr, later_better", [(0.1, True), (0.4, False)])
+def test_the_chapters_claims_about_the_snapshots(lr, later_better):
+    """Chapter 4, Experiment 7 and its widget: at η_max = 0.1 the later snapshots are better; at 0.4 they get
+    worse, and their ensemble beats each of them and the single cosine. At 0.2 (the chapter's cell) the
+    ensemble is level with the last snapshot (within 5%) and one cosine ends higher."""
+    r = restarts(RestartsConfig(lr=lr))
+    snaps = r.snapshot_loss.mean(0)
+    assert bool((snaps[1:] < snaps[:-1]).all()) == later_better
+    if not later_better:
+        assert float(r.ensemble_loss.mean()) < float(snaps.min())
+        assert float(r.ensemble_loss.mean()) < float(r.final_loss[1].mean())
+
+
+def test_at_the_chapters_peak_the_ensemble_is_level_with_the_last_snapshot():
+    r = restarts(RestartsConfig(lr=0.2))
+    last, ensemble = float(r.snapshot_loss.mean(0)[-1]), float(r.ensemble_loss.mean())
+    assert abs(ensemble - last) < 0.05 * last
+    assert float(r.final_loss[1].mean()) > 1.5 * last

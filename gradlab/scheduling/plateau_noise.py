@@ -9,13 +9,14 @@ by more than the threshold, so a scheduler watching the reference would have see
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from ..batched_mlp import Curves, DigitsSplit, MLPConfig, Run, digits_split, forward, train_runs
+from ..batched_mlp import Curves, MLPConfig, Run, digits_split, forward, train_runs
 from ..plateau import Plateau, plateau_decisions
 from ..seeding import generator
 from .digits import CurvesResult
@@ -67,28 +68,37 @@ class PlateauNoise(CurvesResult):
         return sum(map(len, self.reductions)), sum(map(len, self.false))
 
 
-def plateau_noise(config: PlateauNoiseConfig = PlateauNoiseConfig(), split: DigitsSplit | None = None,
-                  progress: Callable[[float], None] | None = None) -> PlateauNoise:
-    """Train, measure both curves every epoch, and replay the scheduler on the monitored one."""
-    split = split if split is not None else digits_split(0)
-    n = config.seeds
+@functools.lru_cache(maxsize=8)
+def _measured(lr: float, epochs: int, seeds: int, monitor: int, hidden: int, batch_size: int):
+    """Train and measure both curves every epoch; the scheduler's settings do not change the run (it is
+    replayed), so one training serves every patience, factor and threshold."""
+    split = digits_split(0)
     draw = generator(10_000)  # the monitoring samples: one stream, apart from the runs' own seeds
     monitored, reference = [], []
 
     def measure(epoch: int, params: list[torch.Tensor]) -> None:
         with torch.no_grad():
-            pick_ = torch.randint(0, split.x_val.shape[0], (config.monitor,), generator=draw)
+            pick_ = torch.randint(0, split.x_val.shape[0], (monitor,), generator=draw)
             small = (split.x_val[pick_], split.y_val[pick_])
             for x, y, out in ((*small, monitored), (split.x_val, split.y_val, reference)):
                 logits = forward(params, x)
-                out.append(F.cross_entropy(logits.transpose(1, 2), y.expand(n, -1), reduction="none").mean(1))
+                out.append(F.cross_entropy(logits.transpose(1, 2), y.expand(seeds, -1), reduction="none").mean(1))
 
-    runs = [Run("momentum", config.lr, seed=s) for s in range(n)]
-    mlp = MLPConfig(hidden=config.mlp_hidden, epochs=config.epochs, batch_size=config.batch_size)
-    curves = train_runs(split, runs, mlp, progress, on_epoch=measure)
-    mon, ref = torch.stack(monitored, 1).double(), torch.stack(reference, 1).double()
+    runs = [Run("momentum", lr, seed=s) for s in range(seeds)]
+    curves = train_runs(split, runs, MLPConfig(hidden=hidden, epochs=epochs, batch_size=batch_size),
+                        on_epoch=measure)
+    return curves, torch.stack(monitored, 1).double(), torch.stack(reference, 1).double()
+
+
+def plateau_noise(config: PlateauNoiseConfig = PlateauNoiseConfig(),
+                  progress: Callable[[float], None] | None = None) -> PlateauNoise:
+    """Train (once per training setting: cached), then replay the scheduler on the monitored curve."""
+    curves, mon, ref = _measured(config.lr, config.epochs, config.seeds, config.monitor, config.mlp_hidden,
+                                 config.batch_size)
+    if progress is not None:
+        progress(1.0)
     lrs, reductions, false = [], [], []
-    for s in range(n):
+    for s in range(config.seeds):
         trace = plateau_decisions(config.plateau, mon[s].tolist(), config.lr)
         cuts = [e for e in range(len(trace)) if trace[e] < (trace[e - 1] if e else config.lr)]
         lrs.append(trace)

@@ -331,7 +331,7 @@ def plateau() -> Experiment:
         [int_slider("patience", "patience (epochs)", 3, 0, 10, grid=(2, 5)),
          slider("factor", "factor γ", 0.5, 0.1, 0.9, 0.1),
          log_slider("threshold", "threshold (relative)", 0.01, 1e-4, 0.3, grid=(0.01, 0.1)),
-         int_slider("monitor", "validation examples per check", 100, 10, 540, 10, grid=(30, 540))],
+         int_slider("monitor", "validation examples per check", 100, 10, 540, 10, grid=(30, 100, 540))],
         compute=compute, plot=plot, trains=True, figsize=(13.0, 4.8), describe=describe,
         alt=("Two panels for a small network on the digits trained at a constant learning rate. Left: for one "
              "seed, the validation loss measured each epoch on a small random sample (dots) and on the whole "
