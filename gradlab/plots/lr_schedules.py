@@ -352,6 +352,10 @@ def plot_plateau_lrs(result: PlateauNoise, ax: Axes | None = None) -> Axes:
         ax.step(np.arange(1, len(trace) + 1), trace, where="post", color=style["color"],
                 linestyle=style["linestyle"], linewidth=1.6, label=f"seed {s}")
     total, noise = result.counts
+    rule = result.config.plateau
+    ax.annotate(f"patience {rule.patience}, factor γ = {rule.factor:g}, threshold {100 * rule.threshold:g}%,\n"
+                f"{result.config.monitor} examples per check", (0.98, 0.97), xycoords="axes fraction", ha="right",
+                va="top", fontsize=9, color="0.3")
     ax.set(yscale="log", xlabel="epoch", ylabel="learning rate η",
            title=f"{total} cuts over {len(result.lrs)} seeds, {noise} by noise (replayed on a constant-η run)")
     ax.title.set_fontsize(10)
