@@ -90,3 +90,19 @@ def test_adam_at_its_best_peak_barely_needs_a_schedule_but_above_it_the_schedule
     c = sweep.config
     lr = sweep.curves.step_lr.reshape(len(c.peaks), len(c.names), c.seeds, -1)
     assert set(lr[2, 0, 0].tolist()) == {c.peaks[2]} and lr[2, 1, 0].max() == pytest.approx(c.peaks[2])
+
+
+def test_the_warmup_widgets_claim_at_its_middle_rate():
+    """What to notice, at the widget's grid value η = 0.1 (Adam): the early spike rises above ln 10 without
+    warmup and shrinks with every longer warmup, while half or more of the seeds fail at every warmup length."""
+    sweep = warmup_sweep(WarmupConfig(lr=0.1))
+    peaks = sweep.early_peak.median(1).values.tolist()
+    assert peaks[0] > 2 * math.log(10) and peaks == sorted(peaks, reverse=True), peaks
+    assert (sweep.fraction >= 0.5).all(), sweep.fraction
+
+
+def test_at_a_moderate_peak_the_constant_rate_is_competitive():
+    """The designer's other claim (What to notice): at η_max = 0.1 a constant rate ends within 10% of the best
+    decaying schedule's validation loss."""
+    loss, _ = schedule_race(ScheduleRaceConfig(lr=0.1)).final("val_loss")
+    assert float(loss[0]) < 1.1 * float(loss[1:].min()), loss

@@ -298,7 +298,7 @@ def plot_scaling(result: Scaling, ax: Axes | None = None) -> Axes:
                 ax.annotate("×", (bj, 0.97), xycoords=("data", "axes fraction"), ha="center", color=style["color"],
                             fontsize=14)
     ax.axvline(result.config.base_batch, color="0.5", linestyle=":", linewidth=1.2)
-    ax.set(xscale="log", yscale="log", xlabel=f"batch size B (η₀ tuned at B₀ = {result.config.base_batch})",
+    ax.set(xscale="log", yscale="log", xlabel=f"batch size B (η₀ set at B₀ = {result.config.base_batch})",
            ylabel="final loss (solid: validation, dashed: training)")
     ax.set_xticks(b, [str(x) for x in b])
     ax.xaxis.set_minor_locator(NullLocator())

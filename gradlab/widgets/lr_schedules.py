@@ -301,7 +301,7 @@ def linear_scaling() -> Experiment:
         alt=("Two panels for a small network on the digits trained for the same number of epochs at batch sizes "
              "from 16 to 512. Left: the final validation (solid) and training (dashed) loss against the batch "
              "size on log axes, for the learning rate scaled linearly with the batch size, by its square root, "
-             "or kept, from a rate tuned at batch size 32 (dotted); a cross marks a diverged run. Right: the "
+             "or kept, from a rate set at batch size 32 (dotted); a cross marks a diverged run. Right: the "
              "learning rate each rule gives each batch size, with the number of updates the budget allows."),
     )
 
