@@ -50,6 +50,12 @@ class Control:
     options: tuple = ()  # for "choice": (label, value) pairs
     grid: tuple = ()  # values swept at build time; empty: held at the default on the website
 
+    def __post_init__(self):
+        # A website control with one value moves nothing: the reader would press it and see no change.
+        if len(self.grid) == 1:
+            raise ValueError(f"control {self.name!r}: a grid of one value ({self.grid[0]!r}) is not a control; "
+                             "give it two or more values, or none to hold it at its default on the website")
+
     def extremes(self) -> list:
         """The values a test pushes the control to: both ends, or every option."""
         if self.kind == "choice":

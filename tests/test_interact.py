@@ -244,3 +244,13 @@ def test_a_dropdown_option_cannot_be_none():
     with pytest.raises(ValueError, match="cannot be None"):
         choice("beta2", "β2", [("the paper's", None), ("0.99", 0.99)])
     assert choice("beta2", "β2", [("the paper's", "paper"), ("0.99", 0.99)]).default == "paper"
+
+
+def test_a_website_grid_of_one_value_is_refused():
+    """A kernel-free control with a single precomputed value moves nothing when the reader presses it: the site
+    test caught two (Chapter 4's scaling η₀ and restarts T_0). The control must be held (no grid) or swept."""
+    from gradlab.interact import int_slider, log_slider
+    with pytest.raises(ValueError, match="grid of one value"):
+        log_slider("lr0", "η₀", 0.05, 0.005, 0.5, grid=(0.05,))
+    assert int_slider("T_0", "T_0", 3, 1, 8).grid == ()
+    assert log_slider("lr0", "η₀", 0.05, 0.005, 0.5, grid=(0.05, 0.1)).grid == (0.05, 0.1)

@@ -41,3 +41,15 @@ def test_at_a_fixed_number_of_epochs_scaling_eta_keeps_large_batches_useful():
 def test_a_warmup_longer_than_the_run_is_refused():
     with pytest.raises(ValueError, match="fraction of the run"):
         ScalingConfig(warmup=1.0)
+
+
+@pytest.mark.parametrize("kind", ["momentum", "Adam"])
+def test_at_twice_the_base_rate_the_linear_rule_breaks_first(kind):
+    """The widget's second η₀ (What to notice): from η₀ = 0.1 at B₀ = 32 (Adam: 0.1/16, as the widget divides
+    it), the linear rule's run at B = 512 (η₀·16) ends above the square-root rule's (η₀·4), for both optimizers."""
+    base = 0.1 / (16 if kind == "Adam" else 1)
+    out = scaling(ScalingConfig(base_lr=base, kind=kind))
+    j = out.config.batch_sizes.index(512)
+    linear, sqrt, _ = out.val_loss[:, j].tolist()
+    assert out.lrs[0, j] == pytest.approx(16 * base)
+    assert linear > 1.2 * sqrt, (linear, sqrt)

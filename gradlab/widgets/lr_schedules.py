@@ -255,7 +255,7 @@ def warm_restarts() -> Experiment:
     return Experiment(
         "Warm restarts and snapshot ensembles",
         [log_slider("lr", "peak learning rate η_max", 0.2, 0.01, 1.0, grid=(0.1, 0.4)),
-         int_slider("T_0", "first period T_0 (epochs)", 3, 1, pick(8, 3), grid=(3,)),
+         int_slider("T_0", "first period T_0 (epochs)", 3, 1, pick(8, 3)),
          int_slider("T_mult", "period growth T_mult", 2, 1, 3, grid=(1, 2))],
         compute=compute, plot=plot, trains=True, figsize=(13.0, 4.8), describe=describe,
         alt=("Two panels for a small network on the digits. Left: training (dashed) and validation (solid) loss "
@@ -295,7 +295,7 @@ def linear_scaling() -> Experiment:
     return Experiment(
         "The linear scaling rule",
         [choice("optimizer", "optimizer", [("SGD + momentum", "momentum"), ("Adam", "Adam")]),
-         log_slider("lr0", "η₀ at B₀ = 32 (Adam: η₀/16)", 0.05, 0.005, 0.5, grid=(0.05,)),
+         log_slider("lr0", "η₀ at B₀ = 32 (Adam: η₀/16)", 0.05, 0.005, 0.5, grid=(0.05, 0.1)),
          choice("warmup", "warmup", [("none", 0.0), ("first 20% of the updates", 0.2)])],
         compute=compute, plot=plot, trains=True, figsize=(13.0, 4.8), describe=describe,
         alt=("Two panels for a small network on the digits trained for the same number of epochs at batch sizes "
