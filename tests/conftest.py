@@ -3,6 +3,13 @@ import os
 
 os.environ.setdefault("GRADLAB_FAST", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# One thread per process. The suite runs two workers beside the book build, the JupyterLab and the Colab
+# kernels, all on two cores; the experiments' tensors are tiny, and with every process asking torch for a
+# thread per core the OpenMP threads spin against each other: the same test took 2.5 times longer with
+# three processes at torch's default than at one thread each (benchmarks/README.md). Set before torch is
+# imported, so the kernels and subprocesses the tests start inherit it too.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 
 # --- The website, built once per test session (tests/test_book.py and tests/test_site.py) ---
@@ -15,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
+
+torch.set_num_threads(1)  # in case a plugin imported torch before the variables above were set
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -75,6 +75,29 @@ def test_chapter_page_is_small_and_shows_figures(built_book, chapter):
     assert "output stderr" not in html, f"{chapter}: a cell printed to stderr (a warning?) and it shows on the page"
 
 
+KF_DIV = re.compile(r'<div class="gradlab-kf".*?class="gl-data">(.*?)</script>', re.S)
+MAX_FIGURE_BYTES = 2_500_000
+
+
+@pytest.mark.parametrize("chapter", chapters())
+def test_every_precomputed_setting_of_every_figure_ran(built_book, chapter):
+    """The build computes each kernel-free figure over its whole grid (tests/test_widgets.py checks the
+    figure's structure on two values per control): a setting that failed would show the reader a frame
+    saying so, and the build would not notice. Each figure also stays well under the page budget."""
+    import json
+
+    assert built_book.returncode == 0
+    html = (built_book.html / f"{chapter}.html").read_text(encoding="utf-8")
+    figures = list(KF_DIV.finditer(html))
+    assert figures, f"{chapter}: no kernel-free figure"
+    for i, match in enumerate(figures):
+        assert len(match.group(0)) < MAX_FIGURE_BYTES, f"{chapter}: figure {i} is {len(match.group(0)) / 1e6:.1f} MB"
+        payload = json.loads(match.group(1))
+        failed = [m for m in payload["messages"] if m.startswith("Could not run")]
+        assert not failed, f"{chapter}: figure {i} has {len(failed)} failed settings, first: {failed[0]}"
+        assert len(payload["index"]) == len(payload["messages"]) >= 2
+
+
 def test_the_setup_cell_is_hidden_on_the_site(built_book):
     assert built_book.returncode == 0
     for chapter in chapters():
