@@ -205,6 +205,14 @@ def bench_batched_sweep() -> dict:
     return {**asdict(timing), "speedup": timing.speedup, "threads": torch.get_num_threads()}
 
 
+def bench_diagnostics(device) -> dict:
+    """Chapter 5's gradient monitor: its cost on a training step of a 20-layer MLP, as a ratio to the same step
+    never watched (benchmarks/diagnostics_overhead.py, which also runs on its own)."""
+    from diagnostics_overhead import measure
+
+    return measure(device)
+
+
 def _ms(seconds: float | None) -> str:
     return "—" if seconds is None else f"{seconds * 1e3:.3g} ms"
 
@@ -241,6 +249,12 @@ def markdown(report: dict) -> str:
                   "| --- | --- | --- | --- | --- |",
                   f"| {b['copies']} MLPs on the digits, 3 epochs, {b['threads']} threads | {b['copies']} | "
                   f"{_ms(b['batched_s'])} | {_ms(b['looped_s'])} | {b['speedup']:.1f} |"]
+    if report.get("diagnostics"):
+        d = report["diagnostics"]
+        lines += ["", f"| gradient monitor (Chapter 5): {d['depth']}-layer MLP, width {d['width']}, batch {d['batch']}, "
+                  f"{d['device']}, {d['threads']} threads | ms per step | ratio to never attached |", "| --- | --- | --- |"]
+        for name, row in d["conditions"].items():
+            lines.append(f"| {name} | {row['seconds_per_step'] * 1e3:.3g} | {row['ratio']:.2f} |")
     if report.get("notebooks"):
         modes = report["notebook_modes"]
         lines += ["", "| notebook | " + " | ".join(f"{m} mode" for m in modes) + " |",
@@ -289,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         report["experiments"] = bench_experiments(device, args.repeats, args.train_repeats)
         report["backward_cost"] = bench_backward_cost(device, args.repeats)
         report["batched_sweep"] = bench_batched_sweep()
+        report["diagnostics"] = bench_diagnostics(device)
     if not args.quick:
         report["notebook_modes"] = modes
         report["notebooks"] = bench_notebooks(modes, args.timeout)
