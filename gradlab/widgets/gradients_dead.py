@@ -59,7 +59,7 @@ def dead_relu_widget() -> Experiment:
         "Dead ReLUs: a large step or a negative bias",
         [choice("cause", "cause", [("one large step", "big_step"), ("negative bias b = −c", "negative_bias")]),
          log_slider("size", "size: η multiple (large step) or c (bias)", 100.0, 0.1, 1000.0,
-                    grid=(1.0, 10.0, 100.0, 1000.0)),
+                    grid=(10.0, 100.0, 1000.0)),
          choice("slope", "Leaky ReLU slope ω (0: ReLU)", [(f"{s:g}", s) for s in SLOPES], default=0.0,
                 grid=(0.0, 0.01, 0.2)),
          int_slider("depth", "depth D (layers with weights)", 5, 2, 8)],

@@ -62,7 +62,7 @@ def residual_depth() -> Experiment:
         "Plain against residual stacks at initialization",
         [choice("depth", "depth D", [("20", 20), ("50", 50), ("100", 100)], default=50),
          choice("init", "initialization", [("He (kaiming_normal_)", "he"), ("PyTorch's default U(±1/√d)", "pytorch")]),
-         choice("norm", "normalization", NORMS)],
+         choice("norm", "normalization", NORMS, grid=("none", "batch"))],
         compute=compute, plot=plot, trains=False, figsize=(12.0, 4.6), describe=describe,
         alt=("Two panels for three freshly initialized ReLU networks of the same depth on a batch of the digits: "
              "plain, residual, and residual with every branch's last layer set to zero. Left: the standard "

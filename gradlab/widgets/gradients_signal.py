@@ -41,8 +41,9 @@ def factors() -> Experiment:
     return Experiment(
         "The backward pass as a product of per-layer factors",
         [choice("activation", "activation φ", [(a, a) for a in MAX_SLOPE if a not in ("linear", "leaky_relu")]),
-         choice("init", "initialization", [(INIT_LABELS[i], i) for i in ("pytorch", "xavier", "he", "large")]),
-         int_slider("depth", "depth D", 10, 3, 30, grid=(5, 10, 20)),
+         choice("init", "initialization", [(INIT_LABELS[i], i) for i in ("pytorch", "xavier", "he", "large")],
+                grid=("pytorch", "xavier", "large")),
+         int_slider("depth", "depth D", 10, 3, 30, grid=(10, 20)),
          log_slider("gain", "gain (× the initialization's std)", 1.0, 0.25, 4.0)],
         compute=compute, plot=plot, figsize=(12.0, 4.6), describe=describe,
         alt=("Two panels for a plain network at initialization on a batch of the digits. Left: the norm of each "
@@ -83,9 +84,8 @@ def signal() -> Experiment:
 
     return Experiment(
         "Signal propagation at initialization",
-        [choice("activation", "activation φ", [(a, a) for a in SIGNAL_ACTIVATIONS]),
-         choice("init", "initialization", [(INIT_LABELS[i], i) for i in INITS],
-                grid=("pytorch", "small", "large", "xavier", "he")),
+        [choice("activation", "activation φ", [(a, a) for a in SIGNAL_ACTIVATIONS], grid=("sigmoid", "tanh", "relu")),
+         choice("init", "initialization", [(INIT_LABELS[i], i) for i in INITS], grid=("pytorch", "large", "xavier", "he")),
          int_slider("depth", "depth D", 50, 2, 100, grid=(20, 100)),
          int_slider("width", "width d_l", pick(128, 32), 8, pick(512, 64), 8),
          log_slider("gain", "gain (× the initialization's std)", 1.0, 0.25, 4.0)],

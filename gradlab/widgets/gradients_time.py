@@ -62,7 +62,7 @@ def through_time_widget() -> Experiment:
         "Gradients through time: RNN, LSTM, GRU, Transformer",
         [log_slider("rho", "RNN: spectral radius ρ of W_hh", 1.0, 0.3, 3.0, grid=(0.8, 1.0, 1.5)),
          choice("forget", "LSTM: forget-gate bias b_f", FORGET, default="pytorch", grid=("pytorch", 1.0, 4.0)),
-         int_slider("seq_len", "sequence length T_seq", pick(100, 20), 5, pick(200, 40), 5, grid=pick((50, 100, 200), (10, 20)))],
+         int_slider("seq_len", "sequence length T_seq", pick(100, 20), 5, pick(200, 40), 5)],
         compute=compute, plot=plot, trains=False, figsize=(16.0, 4.8), describe=describe,
         alt=("Three panels for freshly initialized sequence models, with a loss on the last position only. Left: "
              "the gradient norm with respect to the hidden state at each position, on a log axis, for a tanh RNN "
@@ -105,7 +105,7 @@ def long_range_widget() -> Experiment:
     return Experiment(
         "A long-range dependency: recall a marked token",
         [choice("kind", "network", [(P.NAMES[k], k) for k in RECURRENT]),
-         choice("seq_len", "sequence length T_seq", [("10", 10), ("50", 50), ("100", 100)], default=50),
+         choice("seq_len", "sequence length T_seq", [("10", 10), ("50", 50), ("100", 100)], default=50, grid=(10, 50)),
          choice("position", "class token at", [("a random position", "random"), ("the first position", "first")],
                 grid=False)],
         compute=compute, plot=plot, trains=True, figsize=(16.0, 4.6), describe=describe,
@@ -179,8 +179,8 @@ def cliff_widget() -> Experiment:
 
     return Experiment(
         "The cliff: a gradient step thrown off, and the same step clipped",
-        [log_slider("lr", "learning rate η", 1.0, 0.01, 10.0, grid=(0.3, 1.0, 3.0)),
-         log_slider("nu", "clipping threshold ν", 0.5, 0.01, 10.0, grid=(0.1, 0.5, 2.0)),
+        [log_slider("lr", "learning rate η", 1.0, 0.01, 10.0, grid=(1.0, 3.0)),
+         log_slider("nu", "clipping threshold ν", 0.5, 0.01, 10.0, grid=(0.5, 2.0)),
          choice("b0", "start: b (w = 5)", [("−3.5", -3.5), ("−4", -4.0), ("−4.5", -4.5)], grid=False),
          int_slider("steps", "steps", 100, 10, 300, 10)],
         compute=compute, plot=plot, trains=False, figsize=(14.0, 5.2), describe=describe,
