@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
+from matplotlib.ticker import LogLocator, MaxNLocator
 
 from ..gradients.cliff import Cliff
 from ..gradients.clipping import Directions
@@ -187,19 +188,27 @@ def plot_cliff_surface(result: Cliff, ax: Axes | None = None, scale: Axes | None
         scale.yaxis.set_label_position("right")
         scale.set_ylabel(r"loss $\mathcal{L}$")
         scale.grid(False)
-    names = ("plain gradient descent", f"clipped by norm, ν = {c.max_norm:.3g}")
+    k, dist = result.jump
+    names = (f"plain descent (longest step {dist:.3g}, at k = {k})", f"clipped by norm, ν = {c.max_norm:.3g}")
     for i, (path, name) in enumerate(zip(result.paths.numpy(), names)):
         colour = ("white", PALETTE[1])[i]
         ax.plot(path[:, 1], path[:, 0], color=colour, linestyle=("-", "--")[i], marker=".", markersize=5,
                 linewidth=1.6, label=name)
-    k, dist = result.jump
     p0, p1 = result.paths[0, k].numpy(), result.paths[0, k + 1].numpy()
-    ax.annotate("", xy=(p1[1], p1[0]), xytext=(p0[1], p0[0]), annotation_clip=False,
-                arrowprops={"arrowstyle": "->", "color": "white", "linewidth": 1.6})
+    arrow = ax.annotate("", xy=(p1[1], p1[0]), xytext=(p0[1], p0[0]), annotation_clip=False,
+                        arrowprops={"arrowstyle": "->", "color": "white", "linewidth": 1.6})
+    arrow.set_in_layout(False)  # the jump may end outside the axes: the layout must not depend on where
     ax.plot([c.b0], [c.w0], "o", color="white", markeredgecolor="black", markersize=9)
+    if scale is None:  # the colour scale in words (a scale axis beside it shifts by a pixel between layouts)
+        ax.text(0.98, 0.98, f"colour: the loss, log scale,\n{FLOOR:g} (dark) to 0.5 (yellow)", transform=ax.transAxes,
+                ha="right", va="top", fontsize=9, color="black", bbox={"facecolor": "white", "alpha": 0.8,
+                                                                       "edgecolor": "none"})
     w_lo, w_hi, b_lo, b_hi = c.window
+    # ticks that do not depend on the axes' size: a relaid-out figure then matches a fresh one pixel for pixel
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
     ax.set(xlim=(b_lo, b_hi), ylim=(w_lo, w_hi), xlabel="bias b", ylabel="recurrent weight w",
-           title=f"x_τ = w·sigmoid(x_(τ−1)) + b, T_seq = {c.seq_len}; longest plain step {dist:.3g} at k = {k}")
+           title=f"x_τ = w·sigmoid(x_(τ−1)) + b, {c.seq_len} steps")  # a title wider than its axes moves the layout
     ax.title.set_fontsize(10)
     ax.grid(False)
     ax.legend(fontsize=9, loc="lower left", facecolor="0.85")
@@ -218,6 +227,8 @@ def plot_cliff_descent(result: Cliff, ax: Axes | None = None) -> Axes:
                 linestyle=style["linestyle"], linewidth=1.0, alpha=0.5, label=rf"‖∇$\mathcal{{L}}$‖, {name}")
     ax.axhline(result.config.max_norm, color="0.3", linestyle=":", linewidth=1.2, label="ν")
     ax.set(yscale="log", xlabel="step k", ylabel="loss, gradient norm", title="descent on the cliff")
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    ax.yaxis.set_major_locator(LogLocator(base=100.0, numticks=8))
     ax.title.set_fontsize(11)
     ax.legend(fontsize=8, loc="lower left")
     return ax

@@ -171,7 +171,7 @@ def activations() -> Experiment:
 
     return Experiment(
         "Activations and their derivatives",
-        [choice("activation", "activation φ", [(LABELS[n], n) for n in NAMES]),
+        [choice("activation", "activation φ", [(LABELS[n], n) for n in NAMES], default="leaky_relu"),
          slider("omega", "Leaky ReLU's slope ω", 0.01, 0.0, 0.5, 0.01),
          log_slider("variance", "variance σ² of the pre-activation z", 1.0, 0.01, 100.0)],
         compute=compute, plot=plot, trains=False, figsize=(15.0, 4.6), describe=describe,

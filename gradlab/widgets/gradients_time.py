@@ -165,8 +165,8 @@ def cliff_widget() -> Experiment:
                                  steps=int(v["steps"]), grid=pick(161, 21)))
 
     def plot(result, fig):
-        left, scale, right = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.3, 0.05, 1.0]})
-        P.plot_cliff_surface(result, left, scale)
+        left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1.0]})
+        P.plot_cliff_surface(result, left)
         P.plot_cliff_descent(result, right)
 
     def describe(result) -> str:
