@@ -11,7 +11,7 @@ from ..gradients.nets import NetConfig
 from ..gradients.precision import GradientsConfig, cast_gradients, trained_gradients
 from ..gradients.loss_scaling import ScalerConfig, scaler_run
 from ..interact import Experiment, choice, compact, int_slider, log_slider, slider
-from ..modes import pick
+from ..modes import fast_mode, pick
 from ..plots import gradients_numerics as P
 from . import register
 
@@ -32,14 +32,14 @@ def gradients_config(network: str) -> GradientsConfig:
 
 
 @functools.lru_cache(maxsize=4)
-def _trained(network: str):
-    """Training the network is the slow part: once per network, for both formats and every 𝒮."""
+def _trained(network: str, fast: bool):
+    """Training the network is the slow part: once per network (and mode), for both formats and every 𝒮."""
     return trained_gradients(gradients_config(network), exponents=EXPONENTS)
 
 
 @functools.lru_cache(maxsize=8)
-def _cast(network: str, fmt: str):
-    grads = _trained(network)
+def _cast(network: str, fmt: str, fast: bool):
+    grads = _trained(network, fast)
     return grads, cast_gradients(grads.grads, fmt, EXPONENTS)
 
 
@@ -48,7 +48,8 @@ def precision() -> Experiment:
     """A trained network's float32 gradients cast to float16 or bfloat16, with a loss scale 𝒮, a power of 2."""
 
     def compute(v, progress):
-        grads, cast = _cast(v["network"], v["format"])
+        grads, cast = _cast(v["network"], v["format"], fast_mode())
+        progress(1.0)  # one call: the training behind it is done once per network and then reused
         return SimpleNamespace(grads=grads, cast=cast, log2_scale=int(v["log2_scale"]), network=v["network"],
                                diverged_at=grads.diverged_at)
 
