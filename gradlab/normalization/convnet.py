@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..batched_mlp import DigitsSplit
+from ..batchnorm_stats import batch_norm_layers
 
 __all__ = ["CONV_NORMS", "ConvNetConfig", "ConvNet", "build_convnet", "images", "train_epoch", "evaluate",
            "batch_norms"]
@@ -122,7 +123,7 @@ def images(x: torch.Tensor) -> torch.Tensor:
 
 def batch_norms(model: nn.Module) -> list[nn.BatchNorm2d]:
     """The model's batch-norm layers, input to output."""
-    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    return batch_norm_layers(model)
 
 
 def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, split: DigitsSplit, batch_size: int,

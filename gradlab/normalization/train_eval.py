@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .. import batchnorm_stats
 from ..batched_mlp import DigitsSplit, digits_split
 from ..seeding import generator
 from .convnet import ConvNet, ConvNetConfig, batch_norms, build_convnet, evaluate, images, train_epoch
@@ -108,19 +109,9 @@ def _overall(per_class: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def recalibrate(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> nn.Module:
-    """Re-estimate every batch norm's running statistics on images ``x`` (reset, ψ = None: a plain average over
-    the batches, forward passes in train mode without gradients), then back to eval mode. Chapter 6."""
-    bns = batch_norms(model)
-    saved = [bn.momentum for bn in bns]
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None
-    model.train()
-    with torch.no_grad():
-        for i in range(0, x.shape[0], batch_size):
-            model(x[i:i + batch_size])
-    for bn, psi in zip(bns, saved):
-        bn.momentum = psi
+    """Re-estimate every batch norm's running statistics on images ``x`` with :func:`gradlab.batchnorm_stats.recalibrate`
+    (reset, ψ = None: a plain average over the batches of ``batch_size``), then put the model in eval mode. Chapter 6."""
+    batchnorm_stats.recalibrate(model, [x[i:i + batch_size] for i in range(0, x.shape[0], batch_size)])
     return model.eval()
 
 
