@@ -68,7 +68,8 @@ def test_orthogonal_layers_are_orthogonal_times_the_gain():
 
 @pytest.mark.parametrize("bad, message", [
     (dict(depth=1), "at least 2"), (dict(activation="softplus"), "activation is one of"),
-    (dict(init="lecun"), "init is one of"), (dict(norm="group"), "norm is one of"),
+    (dict(init="lecun"), "init is one of"), (dict(norm="instance"), "norm is one of"),
+    (dict(norm="group", groups=5), "must divide the width"),
     (dict(gain=0.0), "gain must be"), (dict(width=0), "at least one unit")])
 def test_a_bad_config_says_what_is_wrong(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -82,3 +83,19 @@ def test_every_combination_builds_and_runs():
             for residual in (False, True):
                 out = build(NetConfig(depth=3, activation=act, norm=norm, residual=residual))(x)
                 assert out.shape == (4, 10) and bool(torch.isfinite(out).all())
+
+
+def test_group_norm_in_the_mlp_is_torch_group_norm_over_each_examples_features():
+    """norm="group" (Chapter 6): each hidden layer's features split into ``groups`` groups, each standardized per
+    example; one group is layer normalization over the features."""
+    import torch
+    from torch import nn
+
+    from gradlab.gradients.nets import NetConfig, build
+
+    net = build(NetConfig(depth=3, width=8, norm="group", groups=2), seed=0)
+    norms = [m for m in net.modules() if isinstance(m, nn.GroupNorm)]
+    assert len(norms) == 2 and all(m.num_groups == 2 for m in norms)
+    z = torch.randn(5, 8, generator=torch.Generator().manual_seed(0))
+    one = nn.GroupNorm(1, 8)(z)
+    torch.testing.assert_close(one, nn.LayerNorm(8)(z), rtol=1e-5, atol=1e-5)

@@ -18,7 +18,7 @@ def test_config_rejects_nonsense():
                      (dict(lr=math.inf), "learning rate"), (dict(lr_rule="cubic"), "lr_rule"),
                      (dict(optimizer="lbfgs"), "optimizer"), (dict(train_examples=8, batch_size=16), "at least B"),
                      (dict(norm="group", groups=5), "groups must divide"), (dict(norm="weight"), "norm"),
-                     (dict(arch="rnn"), "arch"), (dict(arch="mlp", norm="group"), "no group norm")):
+                     (dict(arch="rnn"), "arch"), (dict(arch="mlp", norm="instance"), "no instance norm")):
         with pytest.raises(ValueError, match=text):
             BatchSizeConfig(**kw)
 

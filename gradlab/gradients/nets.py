@@ -10,7 +10,8 @@ layers ``width → width`` and an output layer ``width → d_out``.
   first layer is linear, h_1 = W_1 x, each hidden layer adds a branch to the trunk, h_l = h_{l−1} + W_l φ(N(h_{l−1})),
   and the output is W_D φ(N(h_{D−1})).
 
-N is batch normalization, layer normalization or nothing. Every linear layer has a bias.
+N is batch, layer or group normalization (``groups`` groups of the width's features) or nothing. Every linear
+layer has a bias.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "gelu", "silu", "linear"
 # "pytorch": nn.Linear's own default (kaiming_uniform_ with a = √5: U(±1/√d_in), weight variance 1/(3 d_in));
 # "small" and "large": U(±0.01) and U(±2), the cards' examples; the rest as torch.nn.init defines them.
 INITS = ("pytorch", "small", "large", "xavier", "he", "orthogonal")
-NORMS = ("none", "batch", "layer")
+NORMS = ("none", "batch", "layer", "group")
 
 
 def make_activation(name: str, negative_slope: float = 0.01) -> nn.Module:
@@ -55,6 +56,7 @@ class NetConfig:
     norm: str = "none"
     residual: bool = False
     negative_slope: float = 0.01  # Leaky ReLU's ω
+    groups: int = 4  # group normalization's number of groups (norm="group"); it must divide the width
 
     def __post_init__(self):
         if self.depth < 2:
@@ -68,6 +70,8 @@ class NetConfig:
             raise ValueError(f"init is one of {INITS}, not {self.init!r}")
         if self.norm not in NORMS:
             raise ValueError(f"norm is one of {NORMS}, not {self.norm!r}")
+        if self.norm == "group" and (self.groups < 1 or self.width % self.groups):
+            raise ValueError(f"group normalization's groups must divide the width {self.width}, got {self.groups}")
         if not (self.gain > 0 and math.isfinite(self.gain)):
             raise ValueError(f"gain must be a positive number, got {self.gain}")
 
@@ -79,7 +83,7 @@ class Block(nn.Module):
         super().__init__()
         self.residual = config.residual
         self.linear = nn.Linear(d, d)
-        self.norm = _norm(config.norm, d)
+        self.norm = _norm(config.norm, d, config.groups)
         self.act = make_activation(config.activation, config.negative_slope)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -99,11 +103,11 @@ class DeepMLP(nn.Module):
         if c.residual:
             self.first = nn.Linear(c.d_in, c.width)
         else:
-            self.first = nn.Sequential(nn.Linear(c.d_in, c.width), _norm(c.norm, c.width),
+            self.first = nn.Sequential(nn.Linear(c.d_in, c.width), _norm(c.norm, c.width, c.groups),
                                        make_activation(c.activation, c.negative_slope))
         self.blocks = nn.ModuleList(Block(c.width, c) for _ in range(c.depth - 2))
         if c.residual:
-            self.head = nn.Sequential(_norm(c.norm, c.width), make_activation(c.activation, c.negative_slope),
+            self.head = nn.Sequential(_norm(c.norm, c.width, c.groups), make_activation(c.activation, c.negative_slope),
                                       nn.Linear(c.width, c.d_out))
         else:
             self.head = nn.Linear(c.width, c.d_out)
@@ -119,11 +123,13 @@ class DeepMLP(nn.Module):
         return [m for m in self.modules() if isinstance(m, nn.Linear)]
 
 
-def _norm(kind: str, d: int) -> nn.Module:
+def _norm(kind: str, d: int, groups: int = 4) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm1d(d)
     if kind == "layer":
         return nn.LayerNorm(d)
+    if kind == "group":  # on (B, d) features: each example's features in groups of d / groups
+        return nn.GroupNorm(groups, d)
     return nn.Identity()
 
 
@@ -197,7 +203,7 @@ def build(config: NetConfig, seed: int = 0, device: torch.device | str = "cpu",
         model = DeepMLP(config)
     model = model.to_empty(device="cpu")
     for m in model.modules():
-        if isinstance(m, (nn.BatchNorm1d, nn.LayerNorm)):
-            m.reset_parameters()  # γ = 1, β = 0, running statistics 0 and 1
+        if isinstance(m, (nn.BatchNorm1d, nn.LayerNorm, nn.GroupNorm)):
+            m.reset_parameters()  # scale 1, shift 0, running statistics 0 and 1
     init_weights(model, g)
     return model.to(device=device, dtype=dtype)

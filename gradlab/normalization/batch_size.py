@@ -13,9 +13,9 @@ training). The two agree exactly for group and layer norm and without normalizat
 measures how far the noisy statistics of a batch of B are from the running ones. Also here: the two facts about
 a batch of one (:func:`batch_of_one`).
 
-``arch="mlp"`` trains instead the book's MLP (:mod:`gradlab.gradients.nets`, batch or layer norm or none; no
-group norm there), where batch norm's statistics of a feature come from the B examples alone, not from B × 64
-positions as in the CNN.
+``arch="mlp"`` trains instead the book's MLP (:mod:`gradlab.gradients.nets`: batch, layer or group norm, or none;
+instance norm needs positions), where batch norm's statistics of a feature come from the B examples alone, not
+from B × 64 positions as in the CNN.
 """
 from __future__ import annotations
 
@@ -116,7 +116,8 @@ def batch_size_run(config: BatchSizeConfig = BatchSizeConfig(), device: torch.de
                             split.y_val)
     report = progress or (lambda f: None)
     if c.arch == "mlp":  # flattened first, so that the training loop's (B, 1, 8, 8) images fit
-        model = nn.Sequential(nn.Flatten(), build(NetConfig(depth=4, width=64, norm=c.norm), c.seed, device))
+        model = nn.Sequential(nn.Flatten(), build(NetConfig(depth=4, width=64, norm=c.norm, groups=c.groups), c.seed,
+                                                          device))
     else:
         model = build_convnet(c.net(), c.seed, device)
     opt = (torch.optim.Adam(model.parameters(), lr=c.scaled_lr()) if c.optimizer == "adam"
