@@ -46,3 +46,16 @@ def test_6_4_the_gradient_of_a_scaled_layer():
     r = invariance((10.0,))
     assert float(r.grad_ratio[0]) / 10 == pytest.approx(0.1, rel=1e-3)
     assert float(r.output_change[0]) < 1e-3
+
+
+def test_6_5_the_gradient_of_a_bias_before_batch_norm_is_zero_up_to_rounding():
+    from gradlab.normalization.placement import bias_check
+
+    r = bias_check()
+    assert r.bias_grad < 1e-6 < 1e-2 < r.weight_grad  # "some 1e-8": float32 rounding, against a weight gradient of 0.06
+
+
+def test_6_6_batch_norm_on_one_image_is_instance_norm_exactly():
+    from gradlab.normalization.batch_size import batch_of_one
+
+    assert batch_of_one().bn2d_vs_instance == 0.0
