@@ -120,7 +120,7 @@ _KIND_COLOUR = {"Linear": PALETTE[0], "BN": PALETTE[1], "ReLU": PALETTE[3]}
 
 def _box(ax: Axes, x: float, y: float, text: str) -> None:
     kind = text.split()[0]
-    ax.add_patch(FancyBboxPatch((x - 0.55, y - 0.17), 1.1, 0.34, boxstyle="round,pad=0.02",
+    ax.add_patch(FancyBboxPatch((x - 0.7, y - 0.17), 1.4, 0.34, boxstyle="round,pad=0.02",
                                 facecolor=_KIND_COLOUR.get(kind, "white"), alpha=0.35, edgecolor="black"))
     ax.text(x, y, text, ha="center", va="center", fontsize=12)
 
@@ -134,7 +134,7 @@ def draw_residual_blocks(ax: Axes | None = None) -> Axes:
     the addition ⊕ and where batch norm and ReLU sit (He et al. 2016a, 2016b, Fig. 1 and 4)."""
     ax = axes_or_new(ax)
     columns = ((0.0, "original\n(He et al. 2016a)", ["Linear W₁", "BN", "ReLU", "Linear W₂", "BN"], "ReLU"),
-               (3.2, "pre-activation\n(He et al. 2016b)", ["BN", "ReLU", "Linear W₁", "BN", "ReLU", "Linear W₂"], None))
+               (4.6, "pre-activation\n(He et al. 2016b)", ["BN", "ReLU", "Linear W₁", "BN", "ReLU", "Linear W₂"], None))
     for x, title, branch, after in columns:
         top, step = 6.4, 0.72
         ax.text(x + 0.35, top + 0.3, title, ha="center", va="bottom", fontsize=13, weight="bold")
@@ -150,9 +150,9 @@ def draw_residual_blocks(ax: Axes | None = None) -> Axes:
         ax.text(x, y_add, "+", ha="center", va="center", fontsize=15)
         _arrow(ax, (x, ys[-1] - 0.17), (x, y_add + 0.16))
         # the identity path: down the right-hand side into the addition
-        ax.plot([x, x + 1.0, x + 1.0], [top - 0.1, top - 0.1, y_add], color="black", linestyle="-", lw=1.5)
-        _arrow(ax, (x + 1.0, y_add), (x + 0.16, y_add))
-        ax.text(x + 1.08, (top + y_add) / 2, "identity", rotation=90, va="center", fontsize=11)
+        ax.plot([x, x + 1.2, x + 1.2], [top - 0.1, top - 0.1, y_add], color="black", linestyle="-", lw=1.5)
+        _arrow(ax, (x + 1.2, y_add), (x + 0.16, y_add))
+        ax.text(x + 1.28, (top + y_add) / 2, "identity", rotation=90, va="center", fontsize=11)
         y_end = y_add - step
         if after:
             _box(ax, x, y_end, after)
@@ -166,7 +166,7 @@ def draw_residual_blocks(ax: Axes | None = None) -> Axes:
         note = ("ReLU after the addition:\n" r"$h_l = \mathrm{ReLU}(h_{l-1} + F_l(h_{l-1}))$" if after
                 else "nothing after the addition:\n" r"$h_l = h_{l-1} + F_l(h_{l-1})$")
         ax.text(x + 0.35, y_out - 0.55, note, ha="center", va="top", fontsize=11)
-    ax.set(xlim=(-1.0, 4.9), ylim=(-0.9, 7.6), aspect="equal")
+    ax.set(xlim=(-1.6, 6.6), ylim=(-0.9, 7.6), aspect="equal")
     ax.axis("off")
     return ax
 

@@ -20,7 +20,7 @@ MEASURE_OPTIONS = [("loss curves + distribution shift", "curves"), ("loss variat
 
 def _stability_config(v: dict, norm: str) -> StabilityConfig:
     depth = int(v["depth"])
-    return StabilityConfig(norm=norm, lr=float(v["lr"]), depth=pick(depth, min(depth, 4)), width=pick(64, 16),
+    return StabilityConfig(norm=norm, lr=float(v["lr"]), depth=pick(depth, max(2, depth // 3)), width=pick(64, 16),
                            epochs=pick(20, 2), batch_size=128, seed=0)
 
 
