@@ -65,7 +65,7 @@ _build/.gradlab-sources: $(shell find gradlab -name '*.py' -o -name '*.js') book
 ## test: the whole suite in fast mode, 2 workers (tests/, which runs every notebook top to bottom: in the
 ## website's build, under Colab's versions and in JupyterLab)
 test: $(STAMP) $(NODE_STAMP) $(COLAB_STAMP) $(CHROMIUM)
-	GRADLAB_FAST=1 $(PY) -m pytest -n 2 --dist loadgroup tests
+	GRADLAB_FAST=1 $(PY) -m pytest -n 2 --dist loadgroup --durations=30 tests
 
 # The browser tests drive Debian's Chromium (never a downloaded browser).
 $(CHROMIUM):
