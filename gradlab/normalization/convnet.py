@@ -121,9 +121,7 @@ def images(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, 1, SIDE, SIDE)
 
 
-def batch_norms(model: nn.Module) -> list[nn.BatchNorm2d]:
-    """The model's batch-norm layers, input to output."""
-    return batch_norm_layers(model)
+batch_norms = batch_norm_layers  # the model's batch-norm layers, input to output
 
 
 def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, split: DigitsSplit, batch_size: int,

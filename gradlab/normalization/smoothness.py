@@ -42,6 +42,7 @@ from torch.func import functional_call
 from ..batched_mlp import DigitsSplit, digits_split
 from ..gradients.nets import DeepMLP, NetConfig, build
 from ..seeding import generator
+from .stability import losses_and_accuracy
 
 __all__ = ["NETWORKS", "MULTIPLIERS", "BatchNoise", "SmoothnessConfig", "Smoothness", "build_network", "smoothness"]
 
@@ -200,15 +201,6 @@ def _probe(model: DeepMLP, config: SmoothnessConfig, x, y) -> tuple[float, ...]:
     return variation, max(changes), max(ratios), distance, cosine
 
 
-def _evaluate(model: DeepMLP, split: DigitsSplit) -> tuple[float, float]:
-    model.eval()
-    with torch.no_grad():
-        out = (float(F.cross_entropy(model(split.x_train), split.y_train)),
-               float(F.cross_entropy(model(split.x_val), split.y_val)))
-    model.train()
-    return out if all(math.isfinite(v) for v in out) else (math.nan, math.nan)
-
-
 def smoothness(config: SmoothnessConfig = SmoothnessConfig(), device: torch.device | str = "cpu",
                split: DigitsSplit | None = None, progress: Callable[[float], None] | None = None) -> Smoothness:
     """Train one network, tracking its layer input's distribution every step and probing the landscape."""
@@ -222,7 +214,7 @@ def smoothness(config: SmoothnessConfig = SmoothnessConfig(), device: torch.devi
     record = [True]  # off during the probes: only the training forward passes are tracked
     hook = model.linears()[c.probe_layer].register_forward_pre_hook(
         lambda m, inp: stats.append((inp[0].detach().mean(0), inp[0].detach().std(0))) if record[0] else None)
-    rows, probes, probe_steps = [_evaluate(model, split)], [], []
+    rows, probes, probe_steps = [losses_and_accuracy(model, split)[:2]], [], []
     n, step, diverged = split.x_train.shape[0], 0, None
     for e in range(c.epochs):
         order = torch.randperm(n, generator=g).to(split.x_train.device)
@@ -245,7 +237,7 @@ def smoothness(config: SmoothnessConfig = SmoothnessConfig(), device: torch.devi
             loss.backward()
             opt.step()
             step += 1
-        rows.append((math.nan, math.nan) if diverged is not None else _evaluate(model, split))
+        rows.append((math.nan, math.nan) if diverged is not None else losses_and_accuracy(model, split)[:2])
         if diverged is None and math.isnan(rows[-1][0]):
             diverged = step
         if progress is not None:

@@ -26,7 +26,7 @@ from ..gradients.nets import NetConfig, build
 from ..seeding import generator
 
 __all__ = ["STABILITY_NORMS", "TRAINS_BELOW", "StabilityConfig", "StabilityRun", "train_run",
-           "SweepConfig", "Sweep", "lr_sweep"]
+           "SweepConfig", "Sweep", "lr_sweep", "losses_and_accuracy"]
 
 STABILITY_NORMS = ("none", "batch")
 TRAINS_BELOW = math.log(10) / 2  # half of chance, ln C / 2 with C = 10 classes
@@ -90,7 +90,8 @@ class StabilityRun:
         return self.diverged_at is None and self.final_val < TRAINS_BELOW
 
 
-def _evaluate(model, split: DigitsSplit) -> tuple[float, float, float]:
+def losses_and_accuracy(model, split: DigitsSplit) -> tuple[float, float, float]:
+    """Training loss, validation loss and accuracy on the whole split in evaluation mode (NaN if not finite)."""
     model.eval()
     with torch.no_grad():
         train = float(F.cross_entropy(model(split.x_train), split.y_train))
@@ -111,7 +112,7 @@ def train_run(config: StabilityConfig = StabilityConfig(), device: torch.device 
     g = generator(c.seed)  # the mini-batch order: the same for both networks at a seed
     opt = torch.optim.SGD(model.parameters(), lr=c.lr)
     n = split.x_train.shape[0]
-    rows = [_evaluate(model, split)]
+    rows = [losses_and_accuracy(model, split)]
     diverged, step = None, 0
     for e in range(c.epochs):
         if diverged is None:
@@ -128,7 +129,7 @@ def train_run(config: StabilityConfig = StabilityConfig(), device: torch.device 
                 loss.backward()
                 opt.step()
                 step += 1
-        row = (math.nan,) * 3 if diverged is not None else _evaluate(model, split)
+        row = (math.nan,) * 3 if diverged is not None else losses_and_accuracy(model, split)
         if diverged is None and math.isnan(row[0]):
             diverged = step  # the weights overflowed on the last step although its batch loss was finite
         rows.append(row)
